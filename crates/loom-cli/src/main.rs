@@ -1,0 +1,5 @@
+//! The `loom` command.
+
+fn main() -> std::process::ExitCode {
+    loom_cli::run()
+}

@@ -1,0 +1,5 @@
+//! Drives the built `loom` binary.
+
+mod mcp;
+mod mesh;
+mod validate;

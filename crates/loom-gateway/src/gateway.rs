@@ -1,0 +1,208 @@
+//! Putting a gateway together: the embedded mesh (when there is no NATS), the bridge,
+//! the tool catalog, the workspace resources and their watcher.
+
+use std::sync::Arc;
+
+use loom_bus::Bus;
+use loom_core::config::{AnyConfig, ConfigError, GatewayConfig};
+use loom_llm::TierBackends;
+use loom_mesh::mesh::{MeshError, MeshOptions, MeshPlan, PlanError, RunningMesh, start_mesh};
+use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::bridge::{Bridge, BridgeError};
+use crate::catalog::Catalog;
+use crate::resources::{ResourceError, ResourceWatcher, WorkspaceResources};
+use crate::server::McpHandler;
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The embedded mesh cannot be planned from the config.
+    #[error("cannot plan the embedded mesh")]
+    Plan(#[from] PlanError),
+    /// A pipeline stage has no worker in the embedded mesh.
+    #[error(
+        "on the in-process bus nothing else can serve these stages; list their workers under tools.workers or pass --nats-url:\n{0}"
+    )]
+    MissingWorkers(String),
+    /// Query tools need their query workers, which this build cannot run in process yet.
+    #[error(
+        "tools.queries needs query workers, which the embedded mesh cannot run yet; pass --nats-url to use query workers running elsewhere"
+    )]
+    QueriesNotEmbedded,
+    /// A query entry's `backend_config` is invalid.
+    #[error("invalid query backend settings:\n{0}")]
+    QueryConfig(String),
+    /// The embedded mesh did not start.
+    #[error("cannot start the embedded mesh")]
+    Mesh(#[from] MeshError),
+    /// The bridge could not subscribe.
+    #[error("cannot start the bus bridge")]
+    Bridge(#[from] BridgeError),
+    /// The workspace resources could not be opened or watched.
+    #[error("cannot serve workspace resources")]
+    Resources(#[from] ResourceError),
+    /// The stdio transport failed.
+    #[error("the stdio transport failed: {0}")]
+    Stdio(String),
+}
+
+/// Checks the `backend_config` of every query entry as its query worker will read it,
+/// returning each problem at its line in the gateway config.
+pub fn check_queries(config: &GatewayConfig) -> Vec<ConfigError> {
+    let base_dir = config
+        .source
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."));
+    let mut out = Vec::new();
+    for (i, q) in config.queries.iter().enumerate() {
+        let mut settings = q.backend_config.clone();
+        // Keys the query worker reads itself (the DuckDB extension, the seed file).
+        for key in loom_mesh::processors::query::WORKER_KEYS {
+            settings.remove(key);
+        }
+        if let Err(problems) = loom_query::QueryConfig::from_backend_config(&settings, base_dir) {
+            for p in problems {
+                let key_path = format!("tools.queries[{i}].{}", p.key_path);
+                out.push(ConfigError {
+                    file: config.source.clone(),
+                    location: loom_core::config::locate(&config.source, &key_path),
+                    key_path,
+                    message: p.message,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// How a gateway runs.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct GatewayOptions {
+    /// Run the router, workers and pipelines of the config in this process (the bus is
+    /// an in-process one). Otherwise they run elsewhere on the bus.
+    pub embedded: bool,
+    /// Model backends for embedded LLM workers.
+    pub backends: TierBackends,
+}
+
+impl GatewayOptions {
+    /// Runs the mesh in process.
+    pub fn embedded(mut self, embedded: bool) -> Self {
+        self.embedded = embedded;
+        self
+    }
+
+    /// Sets the model backends of embedded LLM workers.
+    pub fn with_backends(mut self, backends: TierBackends) -> Self {
+        self.backends = backends;
+        self
+    }
+}
+
+/// A started gateway, ready to serve over stdio or HTTP.
+pub struct Gateway {
+    handler: McpHandler,
+    bridge: Bridge,
+    mesh: Option<RunningMesh>,
+    watcher: Option<ResourceWatcher>,
+    notifier: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Starts everything `config` needs on `bus`. Cancelling `shutdown` stops the embedded
+    /// mesh and the resource watcher; call [`Gateway::stop`] afterwards to wait for them.
+    pub async fn start(
+        config: GatewayConfig,
+        bus: Arc<dyn Bus>,
+        options: GatewayOptions,
+        shutdown: CancellationToken,
+    ) -> Result<Gateway, GatewayError> {
+        let problems = check_queries(&config);
+        if !problems.is_empty() {
+            let lines: Vec<String> = problems.iter().map(|e| format!("  {e}")).collect();
+            return Err(GatewayError::QueryConfig(lines.join("\n")));
+        }
+        let mesh = if options.embedded {
+            let plan = MeshPlan::from_configs([AnyConfig::Gateway(Box::new(config.clone()))])?;
+            let missing = plan.missing_workers();
+            if !missing.is_empty() {
+                let lines: Vec<String> = missing.iter().map(|m| format!("  {m}")).collect();
+                return Err(GatewayError::MissingWorkers(lines.join("\n")));
+            }
+            let mesh = start_mesh(
+                bus.clone(),
+                plan,
+                options.backends.clone(),
+                MeshOptions::default(),
+                shutdown.clone(),
+            )
+            .await?;
+            Some(mesh)
+        } else {
+            None
+        };
+        let bridge = Bridge::start(bus.clone()).await?;
+        let catalog = Catalog::from_config(&config);
+        let (resources, watcher) = match &config.resources {
+            Some(section) => {
+                let resources = WorkspaceResources::open(section)?;
+                let watcher = resources.watch(Some(bus.clone()), shutdown.clone()).await?;
+                (Some(resources), Some(watcher))
+            }
+            None => (None, None),
+        };
+        info!(name = %config.name, tools = catalog.len(), resources = resources.is_some(), embedded = options.embedded, "Gateway ready.");
+        let handler = McpHandler::new(
+            config.name.clone(),
+            config.description.clone(),
+            catalog,
+            bridge.clone(),
+            resources,
+        );
+        let notifier = handler.spawn_legacy_notifier();
+        Ok(Gateway {
+            handler,
+            bridge,
+            mesh,
+            watcher,
+            notifier,
+        })
+    }
+
+    /// The MCP handler, for a transport.
+    pub fn handler(&self) -> McpHandler {
+        self.handler.clone()
+    }
+
+    /// Serves MCP over stdin/stdout until the client closes stdin or `shutdown` fires.
+    pub async fn serve_stdio(&self, shutdown: CancellationToken) -> Result<(), GatewayError> {
+        let running = self
+            .handler
+            .clone()
+            .serve_with_ct(rmcp::transport::stdio(), shutdown.child_token())
+            .await
+            .map_err(|e| GatewayError::Stdio(e.to_string()))?;
+        if let Err(e) = running.waiting().await {
+            warn!(error = %e, "The stdio session ended with an error.");
+        }
+        Ok(())
+    }
+
+    /// Waits for the embedded mesh and the watcher to stop (after `shutdown` fired) and
+    /// ends the bridge.
+    pub async fn stop(self) {
+        if let Some(n) = self.notifier {
+            n.abort();
+        }
+        drop(self.watcher);
+        if let Some(mesh) = self.mesh {
+            mesh.join().await;
+        }
+        self.bridge.close().await;
+    }
+}

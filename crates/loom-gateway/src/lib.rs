@@ -1,0 +1,23 @@
+//! Loom's MCP gateway: one YAML file turns the mesh into MCP tools and resources.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`catalog`] | tool discovery: workers, pipelines and query backends as MCP tool definitions |
+//! | [`bridge`] | tool calls over the bus: one multiplexed result subscription, progress, cancel |
+//! | [`resources`] | workspace files as `workspace:///…` resources, with change events |
+//! | [`server`] | the rmcp `ServerHandler`: tools, resources, progress, cancellation, notifications |
+//! | [`http`] | streamable HTTP: `/mcp`, `/health`, Host/Origin checks, bearer tokens, body limit |
+//! | [`gateway`] | assembly: embedded mesh or NATS, bridge, catalog, resources; stdio serving |
+//!
+//! Design notes on protocol eras and rmcp live in `src/README.md`.
+
+pub mod bridge;
+pub mod catalog;
+pub mod gateway;
+pub mod http;
+pub mod resources;
+pub mod server;
+
+pub use gateway::{Gateway, GatewayError, GatewayOptions, check_queries};
+pub use http::{HttpOptions, HttpServer};
+pub use server::McpHandler;

@@ -1,0 +1,624 @@
+//! The MCP face of the gateway: an rmcp `ServerHandler` over the catalog, the bridge and
+//! the workspace resources.
+//!
+//! This is the only module (with the transports) that knows rmcp. Library errors become
+//! MCP results in [`to_tool_result`]: an unknown tool is a protocol error (-32602), and
+//! everything that happens inside a known tool — invalid arguments, a failed task, a
+//! timeout — is a tool result with `isError: true` whose text is the original's
+//! `{"error": "…"}` JSON, so models and old clients can read it.
+
+use std::sync::{Arc, Mutex};
+
+use loom_bus::BusState;
+use rmcp::model::{
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestMethod,
+    CompleteRequestParams, CompleteResult, ContentBlock, ErrorCode, ErrorData, Implementation,
+    ListPromptsRequestMethod, ListPromptsResult, ListResourceTemplatesRequestMethod,
+    ListResourceTemplatesResult, ListResourcesRequestMethod, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents,
+    ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+    SubscriptionFilter, Tool, ToolAnnotations, UnsubscribeRequestParams,
+};
+use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
+use rmcp::{Peer, ServerHandler};
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, debug_span};
+
+use crate::bridge::{Bridge, CallError, Progress};
+use crate::catalog::{Catalog, Dispatch, GatewayTool};
+use crate::resources::{ResourceBody, ResourceError, ResourceEvent, WorkspaceResources};
+
+/// Progress notifications buffered per call; a slower client loses intermediate ones,
+/// never the result.
+const PROGRESS_BUFFER: usize = 64;
+
+/// The gateway's `ServerHandler`. Cheap to clone: the streamable HTTP transport builds
+/// one per session (legacy clients) or per request (modern clients).
+#[derive(Clone)]
+pub struct McpHandler {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    name: String,
+    instructions: Option<String>,
+    catalog: Catalog,
+    tools: Vec<Tool>,
+    bridge: Bridge,
+    resources: Option<WorkspaceResources>,
+    /// Legacy (2025-11-25) clients that may receive list-changed notifications, with the
+    /// URIs each subscribed to. Modern clients use `subscriptions/listen` instead.
+    legacy: Mutex<Vec<LegacyPeer>>,
+}
+
+struct LegacyPeer {
+    peer: Peer<RoleServer>,
+    subscribed: Vec<String>,
+}
+
+impl McpHandler {
+    /// A handler serving `catalog` through `bridge`, and `resources` when configured.
+    pub fn new(
+        name: impl Into<String>,
+        instructions: Option<String>,
+        catalog: Catalog,
+        bridge: Bridge,
+        resources: Option<WorkspaceResources>,
+    ) -> Self {
+        let tools = catalog.tools().iter().map(|t| mcp_tool(t)).collect();
+        McpHandler {
+            shared: Arc::new(Shared {
+                name: name.into(),
+                instructions,
+                catalog,
+                tools,
+                bridge,
+                resources,
+                legacy: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The bus state behind the tools, for `/health`.
+    pub fn bus_state(&self) -> BusState {
+        self.shared.bridge.state()
+    }
+
+    /// The server's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Forwards workspace change events to legacy clients until the event stream ends.
+    /// Modern clients get them through `listen`.
+    pub fn spawn_legacy_notifier(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let resources = self.shared.resources.as_ref()?;
+        let mut events = resources.events();
+        let shared = self.shared.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(event) => shared.notify_legacy(&event).await,
+                    Err(RecvError::Lagged(n)) => {
+                        // Events were lost: say everything may have changed.
+                        debug!(
+                            missed = n,
+                            "Resource events lagged; telling clients everything changed."
+                        );
+                        shared.notify_legacy(&ResourceEvent::ListChanged).await;
+                        for uri in shared.subscribed_uris() {
+                            shared.notify_legacy(&ResourceEvent::Updated { uri }).await;
+                        }
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        }))
+    }
+}
+
+impl Shared {
+    async fn notify_legacy(&self, event: &ResourceEvent) {
+        let targets: Vec<Peer<RoleServer>> = {
+            let Ok(mut legacy) = self.legacy.lock() else {
+                return;
+            };
+            legacy.retain(|p| !p.peer.is_transport_closed());
+            legacy
+                .iter()
+                .filter(|p| match event {
+                    ResourceEvent::ListChanged => true,
+                    ResourceEvent::Updated { uri } => p.subscribed.iter().any(|s| s == uri),
+                })
+                .map(|p| p.peer.clone())
+                .collect()
+        };
+        for peer in targets {
+            let sent = match event {
+                ResourceEvent::ListChanged => peer.notify_resource_list_changed().await,
+                ResourceEvent::Updated { uri } => {
+                    peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri.clone()))
+                        .await
+                }
+            };
+            if let Err(e) = sent {
+                debug!(error = %e, "Cannot notify a client; it probably left.");
+            }
+        }
+    }
+
+    fn subscribed_uris(&self) -> Vec<String> {
+        let Ok(legacy) = self.legacy.lock() else {
+            return Vec::new();
+        };
+        let mut uris: Vec<String> = legacy
+            .iter()
+            .flat_map(|p| p.subscribed.iter().cloned())
+            .collect();
+        uris.sort();
+        uris.dedup();
+        uris
+    }
+
+    fn remember_legacy_peer(&self, peer: &Peer<RoleServer>) {
+        let Ok(mut legacy) = self.legacy.lock() else {
+            return;
+        };
+        if !legacy.iter().any(|p| same_peer(&p.peer, peer)) {
+            legacy.push(LegacyPeer {
+                peer: peer.clone(),
+                subscribed: Vec::new(),
+            });
+        }
+    }
+}
+
+/// Whether two handles reach the same client session: clones of one peer share the
+/// client info set at initialize, so its address identifies the session.
+fn same_peer(a: &Peer<RoleServer>, b: &Peer<RoleServer>) -> bool {
+    match (a.peer_info(), b.peer_info()) {
+        (Some(x), Some(y)) => Arc::ptr_eq(&x, &y),
+        _ => false,
+    }
+}
+
+/// The MCP tool definition of a catalog tool.
+fn mcp_tool(t: &GatewayTool) -> Tool {
+    let mut tool = Tool::new(
+        t.name.clone(),
+        t.description.clone(),
+        t.input_schema.clone(),
+    );
+    if let Some(schema) = &t.output_schema {
+        tool = tool.with_raw_output_schema(schema.clone());
+    }
+    let h = t.hints;
+    if h.read_only.is_some()
+        || h.destructive.is_some()
+        || h.idempotent.is_some()
+        || h.open_world.is_some()
+    {
+        let mut a = ToolAnnotations::new();
+        if let Some(v) = h.read_only {
+            a = a.read_only(v);
+        }
+        if let Some(v) = h.destructive {
+            a = a.destructive(v);
+        }
+        if let Some(v) = h.idempotent {
+            a = a.idempotent(v);
+        }
+        if let Some(v) = h.open_world {
+            a = a.open_world(v);
+        }
+        tool = tool.with_annotations(a);
+    }
+    tool
+}
+
+/// Turns the outcome of a tool call into its MCP result: the one place library errors
+/// become MCP results.
+pub fn to_tool_result(outcome: Result<Map<String, Value>, ToolFailure>) -> CallToolResult {
+    match outcome {
+        // `structured` puts the compact JSON in a text block too, for older clients.
+        Ok(output) => CallToolResult::structured(Value::Object(output)),
+        Err(failure) => {
+            let text = json!({ "error": failure.to_string() }).to_string();
+            CallToolResult::error(vec![ContentBlock::text(text)])
+        }
+    }
+}
+
+/// Why a call to a known tool failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ToolFailure {
+    /// The arguments do not match the tool's input schema; nothing was dispatched.
+    #[error(transparent)]
+    Arguments(#[from] crate::catalog::ArgumentError),
+    /// The mesh answered with a failure, or did not answer.
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+fn is_modern(version: Option<ProtocolVersion>) -> bool {
+    version.is_some_and(|v| v >= ProtocolVersion::V_2026_07_28)
+}
+
+fn resource_error(e: ResourceError, modern: bool) -> ErrorData {
+    match e {
+        // 2026-07-28 moved resource-not-found to -32602; legacy clients expect -32002.
+        ResourceError::NotFound { .. } if modern => ErrorData::invalid_params(e.to_string(), None),
+        ResourceError::NotFound { .. } => ErrorData::resource_not_found(e.to_string(), None),
+        ResourceError::InvalidUri { .. }
+        | ResourceError::Escapes { .. }
+        | ResourceError::TooLarge { .. } => ErrorData::invalid_params(e.to_string(), None),
+        other => ErrorData::internal_error(other.to_string(), None),
+    }
+}
+
+/// [`resource_error`] for a request naming `uri`: the error's `data` carries the URI as
+/// asked (SHOULD) by SEP-2164, so a client can tell which of its reads failed.
+fn resource_uri_error(e: ResourceError, modern: bool, uri: &str) -> ErrorData {
+    let mut error = resource_error(e, modern);
+    if error.code == ErrorCode::INVALID_PARAMS || error.code == ErrorCode::RESOURCE_NOT_FOUND {
+        error.data = Some(json!({ "uri": uri }));
+    }
+    error
+}
+
+impl ServerHandler for McpHandler {
+    fn get_info(&self) -> ServerConfig {
+        let caps = if self.shared.resources.is_some() {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_resources_list_changed()
+                .enable_resources_subscribe()
+                .build()
+        } else {
+            ServerCapabilities::builder().enable_tools().build()
+        };
+        let mut info = ServerConfig::new(caps).with_server_info(Implementation::new(
+            self.shared.name.clone(),
+            env!("CARGO_PKG_VERSION"),
+        ));
+        if let Some(i) = &self.shared.instructions {
+            info = info.with_instructions(i.clone());
+        }
+        info
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        // Only legacy clients initialize; remember them for list-changed notifications.
+        if self.shared.resources.is_some() {
+            self.shared.remember_legacy_peer(&context.peer);
+        }
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.shared.tools.clone())
+            .with_ttl_ms(0)
+            .with_cache_scope(CacheScope::Private))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.shared.tools.iter().find(|t| t.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let name = request.name.to_string();
+        let Some(tool) = self.shared.catalog.get(&name).cloned() else {
+            let known: Vec<&str> = self.shared.tools.iter().map(|t| t.name.as_ref()).collect();
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "unknown tool '{name}'{}",
+                    loom_core::config::suggestion(&name, known.iter().copied())
+                ),
+                None,
+            ));
+        };
+        // Debug level: at the default level nothing is logged inside it, and an enabled
+        // span costs every call an allocation and its formatted fields.
+        let span = debug_span!("tool_call", tool = %name, request_id = ?context.id);
+        let outcome = async {
+            let payload = tool.prepare(request.arguments.unwrap_or_default())?;
+            // Only pipelines report progress; other tools need no forwarder task.
+            let token = match tool.dispatch {
+                Dispatch::Pipeline { .. } => context.meta.get_progress_token(),
+                Dispatch::Worker { .. } | Dispatch::Query { .. } => None,
+            };
+            let (progress_tx, forwarder) = match token {
+                Some(token) => {
+                    let (tx, mut rx) = mpsc::channel::<Progress>(PROGRESS_BUFFER);
+                    let peer = context.peer.clone();
+                    let task = tokio::spawn(async move {
+                        while let Some(p) = rx.recv().await {
+                            let mut param =
+                                ProgressNotificationParam::new(token.clone(), p.progress);
+                            if let Some(total) = p.total {
+                                param = param.with_total(total);
+                            }
+                            if let Some(m) = p.message {
+                                param = param.with_message(m);
+                            }
+                            if peer.notify_progress(param).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    (Some(tx), Some(task))
+                }
+                None => (None, None),
+            };
+            let report = move |p: Progress| {
+                if let Some(tx) = &progress_tx {
+                    let _ = tx.try_send(p);
+                }
+            };
+            let result = self
+                .shared
+                .bridge
+                .call(&tool, payload, &report, context.ct.clone())
+                .await;
+            drop(report);
+            // Progress must reach the client before the result does.
+            if let Some(task) = forwarder {
+                let _ = task.await;
+            }
+            Ok::<_, ToolFailure>(result?)
+        }
+        .instrument(span)
+        .await;
+        if let Err(e) = &outcome {
+            debug!(tool = %name, error = %e, "Tool call failed.");
+        }
+        Ok(to_tool_result(outcome).into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let Some(resources) = &self.shared.resources else {
+            // No resources capability declared: the method is not served (see list_prompts).
+            return Err(ErrorData::method_not_found::<ListResourcesRequestMethod>());
+        };
+        let modern = is_modern(context.protocol_version());
+        let entries = resources
+            .list()
+            .await
+            .map_err(|e| resource_error(e, modern))?;
+        let items = entries
+            .into_iter()
+            .map(|e| {
+                Resource::new(e.uri, e.name)
+                    .with_description(e.description)
+                    .with_mime_type(e.mime_type)
+                    .with_size(e.size)
+            })
+            .collect();
+        Ok(ListResourcesResult::with_all_items(items)
+            .with_ttl_ms(0)
+            .with_cache_scope(CacheScope::Private))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        if self.shared.resources.is_none() {
+            return Err(ErrorData::method_not_found::<
+                ListResourceTemplatesRequestMethod,
+            >());
+        }
+        // Workspace files are listed one by one; there are no templates.
+        Ok(ListResourceTemplatesResult::default()
+            .with_ttl_ms(0)
+            .with_cache_scope(CacheScope::Private))
+    }
+
+    // rmcp answers prompts/list and completion/complete with empty results by default, but
+    // `get_info` declares neither capability: a client (and the 2026-07-28 conformance
+    // check "servers that support prompts MUST declare the prompts capability") must see
+    // the method as not served, -32601, like any other undeclared capability.
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Err(ErrorData::method_not_found::<ListPromptsRequestMethod>())
+    }
+
+    async fn complete(
+        &self,
+        _request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        Err(ErrorData::method_not_found::<CompleteRequestMethod>())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let modern = is_modern(context.protocol_version());
+        let Some(resources) = &self.shared.resources else {
+            return Err(resource_uri_error(
+                ResourceError::NotFound {
+                    uri: request.uri.clone(),
+                },
+                modern,
+                &request.uri,
+            ));
+        };
+        let content = resources
+            .read(&request.uri)
+            .await
+            .map_err(|e| resource_uri_error(e, modern, &request.uri))?;
+        let contents = match content.body {
+            ResourceBody::Text(text) => ResourceContents::text(text, content.uri),
+            ResourceBody::Blob(bytes) => ResourceContents::blob(base64_encode(&bytes), content.uri),
+        }
+        .with_mime_type(content.mime_type);
+        Ok(ReadResourceResult::new(vec![contents])
+            .with_ttl_ms(0)
+            .with_cache_scope(CacheScope::Private)
+            .into())
+    }
+
+    #[allow(deprecated)] // resources/subscribe is how legacy clients ask; modern ones use listen.
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let Some(resources) = &self.shared.resources else {
+            return Err(ErrorData::invalid_params(
+                "this gateway serves no resources",
+                None,
+            ));
+        };
+        // Subscribing to something that cannot be read would never notify: refuse it now.
+        resources
+            .read(&request.uri)
+            .await
+            .map_err(|e| resource_uri_error(e, false, &request.uri))?;
+        // Events name files by their canonical URI; `sp ace.txt` must match `sp%20ace.txt`.
+        let uri = resources
+            .canonical_uri(&request.uri)
+            .map_err(|e| resource_uri_error(e, false, &request.uri))?;
+        self.shared.remember_legacy_peer(&context.peer);
+        if let Ok(mut legacy) = self.shared.legacy.lock() {
+            if let Some(p) = legacy
+                .iter_mut()
+                .find(|p| same_peer(&p.peer, &context.peer))
+            {
+                if !p.subscribed.contains(&uri) {
+                    p.subscribed.push(uri);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let uri = match &self.shared.resources {
+            Some(r) => r
+                .canonical_uri(&request.uri)
+                .unwrap_or_else(|_| request.uri.clone()),
+            None => request.uri.clone(),
+        };
+        if let Ok(mut legacy) = self.shared.legacy.lock() {
+            if let Some(p) = legacy
+                .iter_mut()
+                .find(|p| same_peer(&p.peer, &context.peer))
+            {
+                p.subscribed.retain(|u| u != &uri);
+            }
+        }
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let resources = self.shared.resources.as_ref()?;
+        let mut accepted = SubscriptionFilter::new();
+        accepted.resources_list_changed = requested.resources_list_changed;
+        // Accept the URIs we can serve, spelled as events will name them.
+        accepted.resource_subscriptions = requested.resource_subscriptions.as_ref().map(|uris| {
+            uris.iter()
+                .filter_map(|u| resources.canonical_uri(u).ok())
+                .collect()
+        });
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let Some(resources) = &self.shared.resources else {
+            context.cancelled().await;
+            return Ok(());
+        };
+        let mut events = resources.events();
+        let sink = context.sink().clone();
+        loop {
+            let event = tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                e = events.recv() => match e {
+                    Ok(e) => e,
+                    Err(RecvError::Lagged(_)) => {
+                        // Events were lost: everything this client watches may have changed.
+                        if let Some(uris) = &context.accepted().resource_subscriptions {
+                            for uri in uris {
+                                let _ = sink.notify_resource_updated(uri.clone()).await;
+                            }
+                        }
+                        ResourceEvent::ListChanged
+                    }
+                    Err(RecvError::Closed) => return Ok(()),
+                },
+            };
+            let sent = match &event {
+                ResourceEvent::ListChanged => sink.notify_resource_list_changed().await,
+                ResourceEvent::Updated { uri } => sink.notify_resource_updated(uri.clone()).await,
+            };
+            // The sink refuses categories the client did not ask for; that is fine.
+            if let Err(e) = sent {
+                debug!(error = %e, "Notification not sent on a subscription.");
+            }
+        }
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_keep_the_original_error_json_and_set_is_error() {
+        let ok = to_tool_result(Ok(json!({"summary": "ok", "b": [1, 2]})
+            .as_object()
+            .cloned()
+            .unwrap_or_default()));
+        assert_eq!(ok.is_error, Some(false));
+        assert_eq!(
+            ok.structured_content,
+            Some(json!({"summary": "ok", "b": [1, 2]}))
+        );
+        let err = to_tool_result(Err(ToolFailure::Call(CallError::Failed {
+            message: "Input validation: [...]".into(),
+        })));
+        assert_eq!(err.is_error, Some(true));
+        let text = serde_json::to_value(&err.content[0]).unwrap_or_default();
+        assert_eq!(
+            text["text"],
+            json!("{\"error\":\"Input validation: [...]\"}")
+        );
+    }
+}

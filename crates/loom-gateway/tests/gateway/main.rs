@@ -1,0 +1,6 @@
+//! Integration tests of the gateway.
+
+mod bridge;
+mod catalog;
+mod mcp;
+mod resources;
