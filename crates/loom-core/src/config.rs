@@ -60,7 +60,7 @@ pub use router::{DEFAULT_MAX_CONCURRENT, RateLimit, RouterRules, load_router_rul
 pub use user::{USER_CONFIG_KEYS, UserConfig, load_user_config, user_config_path};
 pub use worker::{
     DEFAULT_MAX_OUTPUT_TOKENS, InjectAs, KnowledgeSilo, KnowledgeSource, WorkerConfig, WorkerKind,
-    load_worker,
+    load_worker, parse_worker,
 };
 
 use yaml::{Decoder, Node, parse_document, read_source};

@@ -259,6 +259,11 @@ impl Bridge {
                 debug!(tool = %tool.name, goal_id = %goal.goal_id, pipeline = %pipeline, "Goal dispatched.");
                 self.exchange(exchange, progress, cancel).await
             }
+            Dispatch::Workshop { .. } | Dispatch::Session { .. } => Err(CallError::Bus {
+                tool: tool.name.clone(),
+                reason: "a workshop or session tool runs in the gateway, not in the mesh"
+                    .to_owned(),
+            }),
         }
     }
 

@@ -54,7 +54,8 @@ struct CatalogInner {
 }
 
 impl Catalog {
-    /// Discovers every tool of `config`: workers, pipelines, then queries (config order).
+    /// Discovers every tool of `config`: workers, pipelines, then queries (config order),
+    /// then the workshop and session tools the config enables.
     ///
     /// Tool names are unique (the config loader rejects duplicates); should one repeat
     /// anyway, the first definition is kept and the later one is skipped with a warning.
@@ -78,6 +79,12 @@ impl Catalog {
             .unwrap_or_else(|| std::path::Path::new("."));
         for entry in &config.queries {
             tools.extend(query::query_tools(entry, base_dir));
+        }
+        if let Some(section) = &config.workshop {
+            tools.extend(crate::workshop_tools::workshop_tools(section));
+        }
+        if let Some(section) = &config.session {
+            tools.extend(crate::session_tools::session_tools(&section.enable));
         }
         Catalog::new(tools)
     }
@@ -235,7 +242,10 @@ impl GatewayTool {
                 payload.extend(arguments);
                 Ok(payload)
             }
-            Dispatch::Worker { .. } | Dispatch::Pipeline { .. } => Ok(arguments),
+            Dispatch::Worker { .. }
+            | Dispatch::Pipeline { .. }
+            | Dispatch::Workshop { .. }
+            | Dispatch::Session { .. } => Ok(arguments),
         }
     }
 }
@@ -291,7 +301,20 @@ pub enum Dispatch {
         /// How long the gateway waits for the result.
         timeout: Duration,
     },
+    /// A workshop tool, run by the gateway itself.
+    Workshop {
+        /// Which one.
+        action: crate::workshop_tools::WorkshopAction,
+    },
+    /// A session tool, run by the gateway itself.
+    Session {
+        /// Which one.
+        action: loom_core::config::SessionAction,
+    },
 }
+
+/// How long a workshop or session call may take at most (an eval suite runs many cases).
+pub const LOCAL_TOOL_TIMEOUT: Duration = Duration::from_secs(3600);
 
 impl Dispatch {
     /// How long the gateway waits for the result.
@@ -300,7 +323,13 @@ impl Dispatch {
             Dispatch::Worker { timeout, .. }
             | Dispatch::Pipeline { timeout, .. }
             | Dispatch::Query { timeout, .. } => *timeout,
+            Dispatch::Workshop { .. } | Dispatch::Session { .. } => LOCAL_TOOL_TIMEOUT,
         }
+    }
+
+    /// True for tools the gateway runs itself (workshop, session) instead of the mesh.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Dispatch::Workshop { .. } | Dispatch::Session { .. })
     }
 }
 

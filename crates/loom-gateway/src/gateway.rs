@@ -1,6 +1,7 @@
 //! Putting a gateway together: the embedded mesh (when there is no NATS), the bridge,
 //! the tool catalog, the workspace resources and their watcher.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use loom_bus::Bus;
@@ -13,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::bridge::{Bridge, BridgeError};
 use crate::catalog::Catalog;
+use crate::local_tools::LocalTools;
 use crate::resources::{ResourceError, ResourceWatcher, WorkspaceResources};
 use crate::server::McpHandler;
 
@@ -45,6 +47,9 @@ pub enum GatewayError {
     /// The workspace resources could not be opened or watched.
     #[error("cannot serve workspace resources")]
     Resources(#[from] ResourceError),
+    /// The dead-letter store could not subscribe to `loom.tasks.dead_letter`.
+    #[error("cannot subscribe to dead letters")]
+    DeadLetters(#[source] loom_bus::SubscribeError),
     /// The stdio transport failed.
     #[error("the stdio transport failed: {0}")]
     Stdio(String),
@@ -86,8 +91,11 @@ pub struct GatewayOptions {
     /// Run the router, workers and pipelines of the config in this process (the bus is
     /// an in-process one). Otherwise they run elsewhere on the bus.
     pub embedded: bool,
-    /// Model backends for embedded LLM workers.
+    /// Model backends for embedded LLM workers (and the workshop's test bench).
     pub backends: TierBackends,
+    /// Where the workshop database and session markers live; default `$LOOM_HOME`,
+    /// else `~/.loom`.
+    pub loom_home: Option<PathBuf>,
 }
 
 impl GatewayOptions {
@@ -102,6 +110,12 @@ impl GatewayOptions {
         self.backends = backends;
         self
     }
+
+    /// Sets the Loom home folder (workshop database, session markers).
+    pub fn with_loom_home(mut self, home: impl Into<PathBuf>) -> Self {
+        self.loom_home = Some(home.into());
+        self
+    }
 }
 
 /// A started gateway, ready to serve over stdio or HTTP.
@@ -111,6 +125,7 @@ pub struct Gateway {
     mesh: Option<RunningMesh>,
     watcher: Option<ResourceWatcher>,
     notifier: Option<tokio::task::JoinHandle<()>>,
+    dead_letters: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Gateway {
@@ -156,13 +171,15 @@ impl Gateway {
             }
             None => (None, None),
         };
+        let (local, dead_letters) = local_tools(&config, &options, &bus, &shutdown).await?;
         info!(name = %config.name, tools = catalog.len(), resources = resources.is_some(), embedded = options.embedded, "Gateway ready.");
-        let handler = McpHandler::new(
+        let handler = McpHandler::with_local_tools(
             config.name.clone(),
             config.description.clone(),
             catalog,
             bridge.clone(),
             resources,
+            local,
         );
         let notifier = handler.spawn_legacy_notifier();
         Ok(Gateway {
@@ -171,6 +188,7 @@ impl Gateway {
             mesh,
             watcher,
             notifier,
+            dead_letters,
         })
     }
 
@@ -199,10 +217,92 @@ impl Gateway {
         if let Some(n) = self.notifier {
             n.abort();
         }
+        if let Some(d) = self.dead_letters {
+            d.abort();
+        }
         drop(self.watcher);
         if let Some(mesh) = self.mesh {
             mesh.join().await;
         }
         self.bridge.close().await;
     }
+}
+
+/// The workshop and session tools of `config`, and the task storing dead letters when
+/// the `deadletter` group is enabled. Nothing is opened yet: the workshop database is
+/// opened on first use.
+async fn local_tools(
+    config: &GatewayConfig,
+    options: &GatewayOptions,
+    bus: &Arc<dyn Bus>,
+    shutdown: &CancellationToken,
+) -> Result<(LocalTools, Option<tokio::task::JoinHandle<()>>), GatewayError> {
+    use loom_core::config::WorkshopGroup;
+    use loom_workshop::sessions::{SessionOptions, Sessions};
+    use loom_workshop::{Workshop, WorkshopOptions};
+
+    if config.workshop.is_none() && config.session.is_none() {
+        return Ok((LocalTools::default(), None));
+    }
+    let home = options
+        .loom_home
+        .clone()
+        .or_else(|| loom_workshop::home::loom_home(|k| std::env::var(k).ok()))
+        .unwrap_or_else(|| {
+            warn!("Neither LOOM_HOME nor HOME is set; keeping workshop data in ./.loom.");
+            PathBuf::from(".loom")
+        });
+    let mut local = LocalTools::default();
+    let mut dead_letters = None;
+    if let Some(section) = &config.workshop {
+        let workshop = Workshop::new(
+            WorkshopOptions::new(section.configs_dir.clone(), home.clone())
+                .with_apps_dir(section.apps_dir.clone())
+                .with_backends(options.backends.clone())
+                .with_judge_tier(
+                    section
+                        .judge_tier
+                        .unwrap_or(loom_core::message::ModelTier::Standard),
+                ),
+        );
+        if section.enable.contains(&WorkshopGroup::Deadletter) {
+            let task = workshop
+                .dead_letters()
+                .listen(bus.clone(), shutdown.child_token())
+                .await
+                .map_err(GatewayError::DeadLetters)?;
+            dead_letters = Some(task);
+        }
+        local.workshop = Some(crate::workshop_tools::WorkshopTools::new(
+            workshop,
+            Some(bus.clone()),
+        ));
+    }
+    if let Some(section) = &config.session {
+        let base = config
+            .source
+            .parent()
+            .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf);
+        let mut o = SessionOptions::new(
+            section.framework_dir.clone().unwrap_or(base),
+            loom_workshop::home::sessions_dir(&home),
+        );
+        o.workspace_dir = section.workspace_dir.clone();
+        o.nats_url = section.nats_url.clone().or_else(|| config.nats_url.clone());
+        o.ollama_url = section
+            .ollama_url
+            .clone()
+            .or_else(|| std::env::var("OLLAMA_URL").ok().filter(|u| !u.is_empty()));
+        o.upstream = section.upstream.clone();
+        o.hook = section.hook.clone();
+        if let Some(t) = section
+            .hook_timeout_seconds
+            .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+        {
+            o.hook_timeout = t;
+        }
+        o.commit_paths = section.commit_paths.clone();
+        local.sessions = Some(crate::session_tools::SessionTools::new(Sessions::new(o)));
+    }
+    Ok((local, dead_letters))
 }

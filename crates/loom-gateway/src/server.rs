@@ -29,6 +29,7 @@ use tracing::{Instrument, debug, debug_span};
 
 use crate::bridge::{Bridge, CallError, Progress};
 use crate::catalog::{Catalog, Dispatch, GatewayTool};
+use crate::local_tools::{LocalToolError, LocalTools};
 use crate::resources::{ResourceBody, ResourceError, ResourceEvent, WorkspaceResources};
 
 /// Progress notifications buffered per call; a slower client loses intermediate ones,
@@ -49,6 +50,8 @@ struct Shared {
     tools: Vec<Tool>,
     bridge: Bridge,
     resources: Option<WorkspaceResources>,
+    /// Workshop and session tools, run here rather than in the mesh.
+    local: LocalTools,
     /// Legacy (2025-11-25) clients that may receive list-changed notifications, with the
     /// URIs each subscribed to. Modern clients use `subscriptions/listen` instead.
     legacy: Mutex<Vec<LegacyPeer>>,
@@ -68,6 +71,25 @@ impl McpHandler {
         bridge: Bridge,
         resources: Option<WorkspaceResources>,
     ) -> Self {
+        Self::with_local_tools(
+            name,
+            instructions,
+            catalog,
+            bridge,
+            resources,
+            LocalTools::default(),
+        )
+    }
+
+    /// [`McpHandler::new`] with the workshop and session tools the catalog lists.
+    pub fn with_local_tools(
+        name: impl Into<String>,
+        instructions: Option<String>,
+        catalog: Catalog,
+        bridge: Bridge,
+        resources: Option<WorkspaceResources>,
+        local: LocalTools,
+    ) -> Self {
         let tools = catalog.tools().iter().map(|t| mcp_tool(t)).collect();
         McpHandler {
             shared: Arc::new(Shared {
@@ -77,6 +99,7 @@ impl McpHandler {
                 tools,
                 bridge,
                 resources,
+                local,
                 legacy: Mutex::new(Vec::new()),
             }),
         }
@@ -226,7 +249,17 @@ pub fn to_tool_result(outcome: Result<Map<String, Value>, ToolFailure>) -> CallT
         // `structured` puts the compact JSON in a text block too, for older clients.
         Ok(output) => CallToolResult::structured(Value::Object(output)),
         Err(failure) => {
-            let text = json!({ "error": failure.to_string() }).to_string();
+            let mut body = Map::new();
+            body.insert("error".to_owned(), Value::String(failure.to_string()));
+            // A failed session start also says which session and which steps ran.
+            if let ToolFailure::Local(e) = &failure {
+                if let Some(details) = e.details() {
+                    for (k, v) in details {
+                        body.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+            }
+            let text = Value::Object(body).to_string();
             CallToolResult::error(vec![ContentBlock::text(text)])
         }
     }
@@ -242,6 +275,9 @@ pub enum ToolFailure {
     /// The mesh answered with a failure, or did not answer.
     #[error(transparent)]
     Call(#[from] CallError),
+    /// A workshop or session tool failed.
+    #[error(transparent)]
+    Local(#[from] LocalToolError),
 }
 
 fn is_modern(version: Option<ProtocolVersion>) -> bool {
@@ -334,10 +370,23 @@ impl ServerHandler for McpHandler {
         let span = debug_span!("tool_call", tool = %name, request_id = ?context.id);
         let outcome = async {
             let payload = tool.prepare(request.arguments.unwrap_or_default())?;
+            if !self.shared.local.is_empty() {
+                // Any tool call is use of the current session (throttled file write).
+                let local = self.shared.local.clone();
+                tokio::spawn(async move { local.touch_session().await });
+            }
+            if tool.dispatch.is_local() {
+                let out = self
+                    .shared
+                    .local
+                    .call(&tool.name, &tool.dispatch, payload, context.ct.clone())
+                    .await?;
+                return Ok(out);
+            }
             // Only pipelines report progress; other tools need no forwarder task.
             let token = match tool.dispatch {
                 Dispatch::Pipeline { .. } => context.meta.get_progress_token(),
-                Dispatch::Worker { .. } | Dispatch::Query { .. } => None,
+                _ => None,
             };
             let (progress_tx, forwarder) = match token {
                 Some(token) => {

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 pub use anthropic::{
     ANTHROPIC_DEFAULT_BASE_URL, ANTHROPIC_DEFAULT_VERSION, AnthropicBackend, AnthropicSettings,
 };
-pub use ollama::{OllamaBackend, OllamaSettings};
+pub use ollama::{OllamaBackend, OllamaSettings, ollama_models};
 pub use openai::{OpenAiBackend, OpenAiSettings};
 
 use crate::model::{ChatMessage, CompletionRequest, ModelError, ToolCall, ToolSpec};

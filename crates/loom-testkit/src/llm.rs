@@ -9,6 +9,7 @@
 //! | `POST /v1/messages` | Anthropic Messages (`text`/`tool_use` blocks, `stop_reason`, `usage`) |
 //! | `POST /api/chat` | Ollama native chat (object tool arguments, `prompt_eval_count`/`eval_count`) |
 //! | `POST /v1/embeddings`, `POST /api/embed` | OpenAI and Ollama embeddings (not scripted) |
+//! | `GET /api/tags` | Ollama's model list: one model, [`TAGS_MODEL`] (not recorded) |
 //!
 //! With an empty script, chat endpoints answer the text `{"echo": "<last user text>"}`.
 //! Embeddings are deterministic [`EMBEDDING_DIMENSIONS`]-dimensional vectors derived
@@ -26,13 +27,16 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 /// Length of the vectors served by the embedding endpoints.
 pub const EMBEDDING_DIMENSIONS: usize = 8;
+
+/// The one model `GET /api/tags` lists (Ollama's model list, for health checks).
+pub const TAGS_MODEL: &str = "stand-in:latest";
 
 /// Token usage reported for a reply unless [`Reply::usage`] sets another.
 const DEFAULT_USAGE: (u64, u64) = (10, 5);
@@ -278,6 +282,10 @@ fn router(shared: Arc<Shared>) -> Router {
             post(|s: State<Arc<Shared>>, h: HeaderMap, b: Bytes| {
                 embed(Api::OpenAi, "/v1/embeddings", s, h, b)
             }),
+        )
+        .route(
+            "/api/tags",
+            get(|| async { axum::Json(json!({"models": [{"name": TAGS_MODEL}]})) }),
         )
         .route(
             "/api/embed",

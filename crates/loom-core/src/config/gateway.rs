@@ -239,6 +239,8 @@ pub struct WorkshopSection {
     pub apps_dir: Option<PathBuf>,
     /// Enabled tool groups.
     pub enable: BTreeSet<WorkshopGroup>,
+    /// The tier whose model judges eval cases scored `llm_judge` (default `standard`).
+    pub judge_tier: Option<ModelTier>,
 }
 
 /// The `tools.session` section.
@@ -255,6 +257,16 @@ pub struct SessionSection {
     pub nats_url: Option<String>,
     /// Ollama for the session checks.
     pub ollama_url: Option<String>,
+    /// The upstream `sync_check` compares with (`origin/main`); default: the current
+    /// branch's upstream (`@{upstream}`).
+    pub upstream: Option<String>,
+    /// A command (program and arguments) run in the framework folder after `start` and
+    /// `sync` pulled, e.g. a data import; replaces the original's DuckDB import.
+    pub hook: Option<Vec<String>>,
+    /// How long the hook may run, in seconds (default 120).
+    pub hook_timeout_seconds: Option<f64>,
+    /// What `end` commits (`git add -- <paths>`); default everything (`git add -A`).
+    pub commit_paths: Option<Vec<String>>,
     /// Enabled session tools.
     pub enable: BTreeSet<SessionAction>,
 }
@@ -591,6 +603,7 @@ fn workshop(
         .optional(d, "configs_dir", Decoder::path)
         .unwrap_or_else(|| d.resolve("configs"));
     let apps_dir = m.optional(d, "apps_dir", Decoder::path);
+    let judge_tier = m.optional(d, "judge_tier", Decoder::parsed::<ModelTier>);
     let enable = match m.get("enable") {
         Some(n) => enable_set::<WorkshopGroup>(d, n, &m.child_path("enable")),
         None => Some(WorkshopGroup::DEFAULT.into_iter().collect()),
@@ -606,6 +619,7 @@ fn workshop(
         configs_dir,
         apps_dir,
         enable,
+        judge_tier,
     })
 }
 
@@ -621,6 +635,17 @@ fn session(
     let baft_dir = m.optional(d, "baft_dir", Decoder::path);
     let nats_url = m.optional(d, "nats_url", nats_url);
     let ollama_url = m.optional(d, "ollama_url", http_url);
+    let upstream = m.optional(d, "upstream", Decoder::non_empty_string);
+    let hook = m.optional(d, "hook", |d, n, p| {
+        let argv = d.string_list(n, p)?;
+        if argv.first().is_none_or(|c| c.trim().is_empty()) {
+            d.error(n, p, "the hook needs a program: [program, arg, …]");
+            return None;
+        }
+        Some(argv)
+    });
+    let hook_timeout_seconds = m.optional(d, "hook_timeout_seconds", Decoder::positive_number);
+    let commit_paths = m.optional(d, "commit_paths", Decoder::string_list);
     let enable = match m.get("enable") {
         Some(n) => enable_set::<SessionAction>(d, n, &m.child_path("enable")),
         None => Some(SessionAction::ALL.iter().copied().collect()),
@@ -636,6 +661,10 @@ fn session(
         baft_dir,
         nats_url,
         ollama_url,
+        upstream,
+        hook,
+        hook_timeout_seconds,
+        commit_paths,
         enable,
     })
 }

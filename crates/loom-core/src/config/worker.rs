@@ -157,6 +157,16 @@ pub fn load_worker(path: &Path) -> Result<WorkerConfig, ConfigErrors> {
     d.finish(config)
 }
 
+/// Validates worker YAML held in memory as if it were the file at `path` (which need not
+/// exist): errors name `path`, and relative paths in the config resolve against its
+/// directory. For tools that check a config before writing it.
+pub fn parse_worker(path: &Path, source: &str) -> Result<WorkerConfig, ConfigErrors> {
+    let root = parse_document(path, source)?;
+    let mut d = Decoder::new(path);
+    let config = decode_worker(&mut d, &root);
+    d.finish(config)
+}
+
 pub(crate) fn decode_worker(d: &mut Decoder, root: &Node<'_>) -> Option<WorkerConfig> {
     let mut m = d.map(root, "")?;
     let name = m.required(d, "name", Decoder::name::<WorkerName>);
