@@ -4,3 +4,4 @@ mod bridge;
 mod catalog;
 mod mcp;
 mod resources;
+mod workshop;
