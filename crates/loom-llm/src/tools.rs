@@ -19,6 +19,13 @@ pub trait ToolHost: Send + Sync {
 
     /// Runs tool `name` with `arguments` and returns its result text (typically JSON).
     async fn call_tool(&self, name: &str, arguments: Value) -> Result<String, ToolError>;
+
+    /// The servers behind this host that could not be reached at their last try, in the
+    /// host's order (an MCP registry's unavailable servers). Hosts without servers keep
+    /// the default: none.
+    fn unavailable_servers(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Why a tool could not be listed or run.

@@ -1,0 +1,3 @@
+//! Registry benchmarks (filled in below).
+
+fn main() {}

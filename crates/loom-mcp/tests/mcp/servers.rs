@@ -1,0 +1,177 @@
+//! Third-party servers: server-everything over stdio and HTTP, mcp-server-git, and a
+//! 2026-07-28 server on the official Python SDK.
+
+use std::process::{Command, Stdio};
+
+use loom_mcp::{Registry, ServerSpec};
+use serde_json::{Map, Value, json};
+
+use crate::common::*;
+
+fn args(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().expect("object")
+}
+
+#[tokio::test]
+async fn everything_over_stdio_lists_and_calls_tools_in_the_legacy_era() {
+    let registry =
+        Registry::with_options([everything_spec("everything")], quick_options()).expect("registry");
+    let tools = within("tools", registry.tools()).await;
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    assert!(
+        names.contains(&"echo") && names.contains(&"get-sum"),
+        "{names:?}"
+    );
+    assert!(tools.iter().all(|t| t.server == "everything"));
+    let out = within(
+        "echo",
+        registry.call("echo", args(json!({"message": "hi loom"}))),
+    )
+    .await
+    .expect("echo");
+    assert!(out.text.contains("hi loom"), "{}", out.text);
+    let client = registry.client("everything").expect("client");
+    assert_eq!(
+        client.protocol_version().await.as_deref(),
+        Some("2025-11-25")
+    );
+    within("close", registry.close()).await;
+}
+
+#[tokio::test]
+async fn everything_over_streamable_http() {
+    let port = free_port();
+    let _server = Background(
+        Command::new("node")
+            .args([everything_js(), "streamableHttp".into()])
+            .env("PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start server-everything"),
+    );
+    wait_for_port(port).await;
+    let spec = ServerSpec::http(
+        "hosted",
+        format!("http://127.0.0.1:{port}/mcp"),
+        [("X-Loom-Test", "1")],
+        None,
+    )
+    .expect("spec");
+    let registry = Registry::with_options([spec], quick_options()).expect("registry");
+    let tools = within("tools", registry.tools()).await;
+    assert!(
+        tools.iter().any(|t| t.name == "echo"),
+        "{:?}",
+        registry.unavailable()
+    );
+    let out = within(
+        "sum",
+        registry.call("hosted.get-sum", args(json!({"a": 2, "b": 3}))),
+    )
+    .await
+    .expect("get-sum");
+    assert!(out.text.contains('5'), "{}", out.text);
+    within("close", registry.close()).await;
+}
+
+#[tokio::test]
+async fn two_instances_of_one_server_run_as_two_processes_and_are_fully_qualified() {
+    let registry = Registry::with_options(
+        [everything_spec("a"), everything_spec("b")],
+        quick_options(),
+    )
+    .expect("registry");
+    let tools = within("tools", registry.tools()).await;
+    assert!(!tools.is_empty());
+    for tool in &tools {
+        assert_eq!(
+            tool.name,
+            format!("{}.{}", tool.server, tool.tool),
+            "no bare names left"
+        );
+    }
+    let a = within(
+        "a.echo",
+        registry.call("a.echo", args(json!({"message": "from a"}))),
+    )
+    .await
+    .expect("a");
+    let b = within(
+        "b__echo",
+        registry.call("b__echo", args(json!({"message": "from b"}))),
+    )
+    .await
+    .expect("b");
+    assert!(a.text.contains("from a") && b.text.contains("from b"));
+    let pid_a = registry.client("a").expect("a").pid().await.expect("pid");
+    let pid_b = registry.client("b").expect("b").pid().await.expect("pid");
+    assert_ne!(pid_a, pid_b);
+    within("close", registry.close()).await;
+    assert!(wait_gone(pid_a).await && wait_gone(pid_b).await);
+}
+
+#[tokio::test]
+async fn mcp_server_git_reports_a_repository_status() {
+    let repo = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(repo.path())
+        .status()
+        .expect("git init");
+    assert!(status.success());
+    std::fs::write(repo.path().join("new.txt"), "x").expect("write");
+    let git = servers_dir().join("venv/bin/mcp-server-git");
+    let spec = ServerSpec::stdio(
+        "git",
+        git.display().to_string(),
+        ["--repository".to_owned(), repo.path().display().to_string()],
+        no_env(),
+        None,
+    )
+    .expect("spec");
+    let registry = Registry::with_options([spec], quick_options()).expect("registry");
+    let tools = within("tools", registry.tools()).await;
+    assert!(
+        tools.iter().any(|t| t.name == "git_status"),
+        "{:?}",
+        registry.unavailable()
+    );
+    let out = within(
+        "git_status",
+        registry.call(
+            "git.git_status",
+            args(json!({"repo_path": repo.path().display().to_string()})),
+        ),
+    )
+    .await
+    .expect("git_status");
+    assert!(out.text.contains("new.txt"), "{}", out.text);
+    within("close", registry.close()).await;
+}
+
+#[tokio::test]
+async fn a_modern_python_server_negotiates_2026_07_28() {
+    let spec = ServerSpec::stdio(
+        "modern",
+        python().display().to_string(),
+        [fixture("modern_server.py"), "stdio".into()],
+        no_env(),
+        None,
+    )
+    .expect("spec");
+    let registry = Registry::with_options([spec], quick_options()).expect("registry");
+    let tools = within("tools", registry.tools()).await;
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["status", "add"], "{:?}", registry.unavailable());
+    let client = registry.client("modern").expect("client");
+    assert_eq!(
+        client.protocol_version().await.as_deref(),
+        Some("2026-07-28")
+    );
+    let out = within("add", registry.call("add", args(json!({"a": 2, "b": 40}))))
+        .await
+        .expect("add");
+    assert!(out.text.contains("42"), "{}", out.text);
+    within("close", registry.close()).await;
+}
