@@ -9,3 +9,4 @@ pub(crate) mod submit;
 pub(crate) mod up;
 pub(crate) mod validate;
 pub(crate) mod worker;
+pub(crate) mod workshop;

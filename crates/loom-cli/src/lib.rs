@@ -73,6 +73,9 @@ pub enum Command {
     /// Check config files and report every error with its file, line and key path.
     #[command(long_about = commands::validate::LONG_ABOUT)]
     Validate(commands::validate::ValidateArgs),
+    /// Worker configs, test bench, evals, impact analysis and dead letters.
+    #[command(long_about = commands::workshop::LONG_ABOUT)]
+    Workshop(commands::workshop::WorkshopArgs),
 }
 
 /// Runs the command line of this process.
@@ -98,6 +101,7 @@ pub fn run() -> ExitCode {
         Command::Worker(args) => commands::worker::run(&args),
         Command::Processor(args) => commands::processor::run(&args),
         Command::Pipeline(args) => commands::pipeline::run(&args),
+        Command::Workshop(args) => commands::workshop::run(&args),
     };
     match result {
         Ok(code) => code,
