@@ -28,6 +28,7 @@
 //! # }
 //! ```
 
+pub mod agent;
 pub mod backends;
 pub mod extract;
 pub mod model;
@@ -36,6 +37,7 @@ pub mod testing;
 pub mod tiers;
 pub mod tools;
 
+pub use agent::{Agent, RunResult};
 pub use extract::{ExtractError, extract_json_object};
 pub use model::{
     ChatMessage, Completion, CompletionRequest, Model, ModelError, StopReason, ToolCall, ToolSpec,

@@ -3,6 +3,7 @@
 //! local HTTP server answering 429, and a process killed without closing its registry.
 //! The servers are installed by scripts/install-mcp-test-servers (see `common`).
 
+mod agent;
 mod common;
 mod lifecycle;
 mod orphan;
