@@ -477,3 +477,44 @@ async fn session_tools_start_check_and_end_over_mcp() {
     assert_eq!(e, "session 'mcp-1' is not active");
     client.cancel().await.expect("close");
 }
+
+#[test]
+fn session_and_workshop_sections_read_the_hook_upstream_and_judge_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "mcp.yaml",
+        "name: x\ntools:\n  workshop: {judge_tier: frontier}\n  session:\n    upstream: origin/dev\n\
+         \x20   hook: [sh, -c, 'echo hi']\n    hook_timeout_seconds: 5\n    commit_paths: [data/]\n",
+    );
+    let config = load_gateway(&dir.path().join("mcp.yaml")).expect("valid");
+    let session = config.session.expect("session");
+    assert_eq!(session.upstream.as_deref(), Some("origin/dev"));
+    assert_eq!(session.hook.as_deref().map(<[String]>::len), Some(3));
+    assert_eq!(session.hook_timeout_seconds, Some(5.0));
+    assert_eq!(session.commit_paths, Some(vec!["data/".to_owned()]));
+    assert_eq!(
+        config.workshop.and_then(|w| w.judge_tier),
+        Some(loom_core::message::ModelTier::Frontier)
+    );
+    write(
+        dir.path(),
+        "bad.yaml",
+        "name: x\ntools:\n  workshop: {judge_tier: fast}\n  session: {hook: [], hook_timeout_seconds: 0}\n",
+    );
+    let errors = load_gateway(&dir.path().join("bad.yaml"))
+        .expect_err("invalid")
+        .to_string();
+    assert!(
+        errors.contains("tools.workshop.judge_tier: unknown tier 'fast'"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("tools.session.hook: the hook needs a program"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("tools.session.hook_timeout_seconds"),
+        "{errors}"
+    );
+}
