@@ -76,6 +76,12 @@ pub enum Command {
     /// Worker configs, test bench, evals, impact analysis and dead letters.
     #[command(long_about = commands::workshop::LONG_ABOUT)]
     Workshop(commands::workshop::WorkshopArgs),
+    /// List and call the tools, resources and prompts of MCP servers (a servers.json).
+    #[command(long_about = commands::tools::LONG_ABOUT)]
+    Tools(commands::tools::ToolsArgs),
+    /// Run an agent: a model with the tools of MCP servers.
+    #[command(long_about = commands::agent::LONG_ABOUT)]
+    Agent(commands::agent::AgentArgs),
 }
 
 /// Runs the command line of this process.
@@ -89,7 +95,10 @@ pub fn run() -> ExitCode {
         }
     };
     // Commands whose output is a result for a person keep the log to warnings unless asked.
-    let quiet_by_default = matches!(cli.command, Command::Submit(_) | Command::Validate(_));
+    let quiet_by_default = matches!(
+        cli.command,
+        Command::Submit(_) | Command::Validate(_) | Command::Tools(_) | Command::Agent(_)
+    );
     logging::init(cli.verbose, cli.quiet, quiet_by_default);
     let result = match cli.command {
         Command::Validate(args) => commands::validate::run(&args),
@@ -102,6 +111,8 @@ pub fn run() -> ExitCode {
         Command::Processor(args) => commands::processor::run(&args),
         Command::Pipeline(args) => commands::pipeline::run(&args),
         Command::Workshop(args) => commands::workshop::run(&args),
+        Command::Tools(args) => commands::tools::run(&args),
+        Command::Agent(args) => commands::agent::run(&args),
     };
     match result {
         Ok(code) => code,
