@@ -166,6 +166,9 @@ pub struct Sessions {
     registry: SessionRegistry,
     /// The session this process started last, and when its marker was last refreshed.
     current: Arc<Mutex<Option<(String, Instant)>>>,
+    /// When [`Sessions::touch_current`] last looked for a session (it looks at most every
+    /// [`TOUCH_INTERVAL`] when it knows none).
+    looked: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Sessions {
@@ -175,6 +178,7 @@ impl Sessions {
             registry: SessionRegistry::new(options.sessions_dir.clone()),
             options: Arc::new(options),
             current: Arc::new(Mutex::new(None)),
+            looked: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -472,6 +476,12 @@ impl Sessions {
             if at.elapsed() < TOUCH_INTERVAL {
                 return;
             }
+        } else {
+            let mut looked = self.looked.lock().unwrap_or_else(PoisonError::into_inner);
+            if looked.is_some_and(|at| at.elapsed() < TOUCH_INTERVAL) {
+                return;
+            }
+            *looked = Some(Instant::now());
         }
         let registry = self.registry.clone();
         let known = current.map(|(id, _)| id);

@@ -372,3 +372,34 @@ async fn the_hook_runs_after_pulls_times_out_and_never_blocks_the_runtime() {
         "{synced:?}"
     );
 }
+
+#[tokio::test]
+async fn using_a_session_refreshes_its_last_active() {
+    let repos = Repos::new();
+    let dir = repos.root.path().join("home/sessions");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    // Started by another process 25 minutes ago: still active, soon stale.
+    let marker =
+        serde_json::json!({"session_id": "old-one", "last_active": now - 1500.0, "user": "ann"});
+    std::fs::write(dir.join("old-one.json"), marker.to_string()).expect("write");
+    let sessions = Sessions::new(repos.options());
+    within("status", sessions.status()).await.expect("status");
+    let text = std::fs::read_to_string(dir.join("old-one.json")).expect("read");
+    let marker: Value = serde_json::from_str(&text).expect("json");
+    assert!(
+        marker["last_active"].as_f64().unwrap_or(0.0) > now - 5.0,
+        "{marker}"
+    );
+    assert_eq!(marker["user"], "ann", "other keys are kept");
+    let ended = within("end", sessions.end(None, None))
+        .await
+        .expect("ended");
+    assert_eq!(
+        ended["session_id"], "old-one",
+        "the most recent active session"
+    );
+}
