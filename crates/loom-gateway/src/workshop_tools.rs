@@ -6,7 +6,9 @@
 //! so it is destructive like `workshop.deadletter.replay`). Differences in behaviour are
 //! `loom-workshop`'s fixes: names are validated, app workers are found, `llm_judge` works,
 //! comparisons analyse regressions, dead letters come from the live subject. Failures
-//! are tool errors (`isError: true`), including "No baseline set for worker 'x'".
+//! are tool errors (`isError: true`), including "No baseline set for worker 'x'". A
+//! `workshop.worker.test` whose *worker* failed is not: the run is the result, with
+//! `success: false` and the worker's `error`, like the bench's other findings.
 
 use std::sync::Arc;
 

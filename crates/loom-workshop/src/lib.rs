@@ -5,7 +5,7 @@
 //! |---|---|
 //! | [`config_manager`] | worker configs across the base folder and apps: list, read, validate-then-save |
 //! | [`history`] | the SQLite database (`$LOOM_HOME/workshop.db`) and worker version history |
-//! | [`bench`] | the test bench: one worker config against one payload, no bus |
+//! | [`bench`](mod@bench) | the test bench: one worker config against one payload, no bus |
 //! | [`eval`] | eval suites, scoring (`exact_match`, `field_match`, `llm_judge`), baselines, comparison |
 //! | [`impact`] | which pipeline stages a worker change affects |
 //! | [`dead_letters`] | a persistent store of `loom.tasks.dead_letter`, with replay |

@@ -518,3 +518,24 @@ fn session_and_workshop_sections_read_the_hook_upstream_and_judge_keys() {
         "{errors}"
     );
 }
+
+#[test]
+fn a_failed_session_start_repeats_its_steps_next_to_the_error() {
+    use loom_gateway::local_tools::LocalToolError;
+    use loom_gateway::server::{ToolFailure, to_tool_result};
+    use loom_workshop::sessions::SessionError;
+
+    let mut details = Map::new();
+    details.insert("session_id".to_owned(), json!("s1"));
+    details.insert("steps".to_owned(), json!([{"step": "nats", "ok": false}]));
+    let failure = SessionError::Failed {
+        message: "NATS is required but unreachable".to_owned(),
+        details,
+    };
+    let result = to_tool_result(Err(ToolFailure::Local(LocalToolError::Session(failure))));
+    let out = body(&result, true);
+    assert_eq!(
+        Value::Object(out),
+        json!({"error": "NATS is required but unreachable", "session_id": "s1", "steps": [{"step": "nats", "ok": false}]})
+    );
+}
