@@ -173,6 +173,47 @@ impl Model for OllamaBackend {
     }
 }
 
+/// The models an Ollama server offers (`GET {base_url}/api/tags`), for health checks:
+/// the HTTP status and, when it is 200, the model names in the server's order.
+///
+/// Fails with [`ModelError::Transport`] when the server cannot be reached within `timeout`.
+pub async fn ollama_models(
+    base_url: &str,
+    timeout: Duration,
+) -> Result<(u16, Vec<String>), ModelError> {
+    let url = format!("{}/api/tags", trim_base(base_url));
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| ModelError::config(format!("cannot build the HTTP client: {e}")))?;
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| ModelError::Transport {
+            url: url.clone(),
+            source: Box::new(e),
+        })?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        return Ok((status, Vec::new()));
+    }
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|e| ModelError::decode(&url, e.to_string()))?;
+    let names = body["models"]
+        .as_array()
+        .map(|models| {
+            models
+                .iter()
+                .filter_map(|m| m["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((status, names))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,45 +291,4 @@ mod tests {
         assert_eq!(c.usage.prompt_tokens, 5);
         assert_eq!(c.usage.completion_tokens, 2);
     }
-}
-
-/// The models an Ollama server offers (`GET {base_url}/api/tags`), for health checks:
-/// the HTTP status and, when it is 200, the model names in the server's order.
-///
-/// Fails with [`ModelError::Transport`] when the server cannot be reached within `timeout`.
-pub async fn ollama_models(
-    base_url: &str,
-    timeout: Duration,
-) -> Result<(u16, Vec<String>), ModelError> {
-    let url = format!("{}/api/tags", trim_base(base_url));
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .map_err(|e| ModelError::config(format!("cannot build the HTTP client: {e}")))?;
-    let response = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| ModelError::Transport {
-            url: url.clone(),
-            source: Box::new(e),
-        })?;
-    let status = response.status().as_u16();
-    if status != 200 {
-        return Ok((status, Vec::new()));
-    }
-    let body: Value = response
-        .json()
-        .await
-        .map_err(|e| ModelError::decode(&url, e.to_string()))?;
-    let names = body["models"]
-        .as_array()
-        .map(|models| {
-            models
-                .iter()
-                .filter_map(|m| m["name"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok((status, names))
 }
