@@ -34,6 +34,7 @@
 mod discover;
 mod error;
 mod gateway;
+mod mcp_servers;
 mod pipeline;
 mod router;
 mod schema;
@@ -52,9 +53,13 @@ pub use gateway::{
     QueryBackendKind, QueryTools, ResourcesSection, SessionAction, SessionSection, WorkerTool,
     WorkshopGroup, WorkshopSection, load_gateway,
 };
+pub use mcp_servers::{
+    MAX_MCP_SERVER_NAME_LEN, McpPrefixMode, McpServerConfig, McpServers, McpTransportConfig,
+    pattern_matches,
+};
 pub use pipeline::{
-    CompareOp, Condition, ContextPath, DEFAULT_PIPELINE_TIMEOUT_SECONDS, MappingValue,
-    PipelineConfig, STAGE_FIELDS, StageConfig, load_pipeline,
+    CompareOp, Condition, ContextPath, DEFAULT_PIPELINE_TIMEOUT_SECONDS, MCP_TOOL_WORKER,
+    MappingValue, PipelineConfig, STAGE_FIELDS, StageConfig, load_pipeline,
 };
 pub use router::{DEFAULT_MAX_CONCURRENT, RateLimit, RouterRules, load_router_rules};
 pub use user::{USER_CONFIG_KEYS, UserConfig, load_user_config, user_config_path};

@@ -170,7 +170,8 @@ impl MeshPlan {
     pub fn missing_workers(&self) -> Vec<MissingWorker> {
         let mut out = Vec::new();
         for p in self.pipelines.values() {
-            for s in &p.stages {
+            // `mcp_tool` stages call an MCP server, not a worker.
+            for s in p.stages.iter().filter(|s| s.mcp_tool.is_none()) {
                 if !self.workers.contains_key(&s.worker_type) {
                     out.push(MissingWorker {
                         pipeline: p.name.clone(),

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use super::ConfigKind;
 use super::error::{ConfigErrors, Location, suggestion};
+use super::mcp_servers::{McpServers, mcp_section};
 use super::pipeline::{PipelineConfig, load_pipeline};
 use super::worker::{WorkerConfig, load_worker};
 use super::yaml::{Decoder, MapReader, Node, index, location, parse_document, read_source};
@@ -49,6 +50,9 @@ pub struct GatewayConfig {
     pub session: Option<SessionSection>,
     /// Workspace files served as MCP resources.
     pub resources: Option<ResourcesSection>,
+    /// Upstream MCP servers whose tools, resources and prompts the gateway re-exports
+    /// (`tools.mcp_servers`, with `tools.mcp_prefix_mode`).
+    pub mcp_servers: Option<McpServers>,
     /// The file this config was read from.
     pub source: PathBuf,
 }
@@ -327,6 +331,7 @@ pub(crate) fn decode_gateway(d: &mut Decoder, root: &Node<'_>) -> Option<Gateway
         queries: tools.queries,
         workshop: tools.workshop,
         session: tools.session,
+        mcp_servers: tools.mcp_servers,
         resources,
         source: d.file().to_owned(),
     })
@@ -339,6 +344,7 @@ struct Tools {
     queries: Vec<QueryTools>,
     workshop: Option<WorkshopSection>,
     session: Option<SessionSection>,
+    mcp_servers: Option<McpServers>,
 }
 
 /// Every tool name and where it came from, to report duplicates.
@@ -385,8 +391,10 @@ fn tools(d: &mut Decoder, node: &Node<'_>, path: &str, names: &mut ToolNames) ->
     });
     let workshop = section(d, &mut m, "workshop", |d, n, p| workshop(d, n, p, names));
     let session = section(d, &mut m, "session", |d, n, p| session(d, n, p, names));
+    let mcp_servers = mcp_section(d, &mut m);
     m.finish(d);
     Some(Tools {
+        mcp_servers: mcp_servers?,
         workers: workers.flatten().unwrap_or_default(),
         pipelines: pipelines.flatten().unwrap_or_default(),
         queries: queries.flatten().unwrap_or_default(),

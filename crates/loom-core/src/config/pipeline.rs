@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::error::{ConfigErrors, suggestion};
+use super::mcp_servers::{McpServers, mcp_section};
 use super::worker::schema_entry;
 use super::yaml::{Decoder, Node, index, node_at_pointer, parse_document, read_source, scalar_str};
 use crate::contract::Contract;
@@ -33,6 +34,9 @@ pub const STAGE_FIELDS: [&str; 6] = [
     "wall_time_ms",
 ];
 
+/// The `worker_type` of stages that call an MCP tool (`mcp_tool:`) instead of a worker.
+pub const MCP_TOOL_WORKER: &str = "mcp_tool";
+
 /// A validated pipeline.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -48,6 +52,9 @@ pub struct PipelineConfig {
     pub max_concurrent_goals: u32,
     /// The stages, in file order.
     pub stages: Vec<StageConfig>,
+    /// MCP servers for `mcp_tool` stages when the pipeline runs without a gateway
+    /// (`loom pipeline`); a gateway gives its own `tools.mcp_servers` instead.
+    pub mcp_servers: Option<McpServers>,
     /// Stage indices grouped in levels: every stage's dependencies are in earlier levels.
     /// Stages inside a level are in alphabetical order, as in the original.
     pub levels: Vec<Vec<usize>>,
@@ -61,8 +68,12 @@ pub struct PipelineConfig {
 pub struct StageConfig {
     /// The stage's name, used in paths by later stages.
     pub name: StageName,
-    /// The worker that runs it.
+    /// The worker that runs it. For an `mcp_tool` stage this is the reserved name
+    /// [`MCP_TOOL_WORKER`], which no task is sent to: check `mcp_tool` first.
     pub worker_type: WorkerName,
+    /// The MCP tool that runs it instead of a worker (`server.tool`, or a bare tool name),
+    /// called through the orchestrator's MCP registry with the mapped payload as arguments.
+    pub mcp_tool: Option<String>,
     /// The tier its task asks for (default `local`, as in the original).
     pub tier: ModelTier,
     /// Payload field → where its value comes from, in file order.
@@ -162,6 +173,7 @@ pub(crate) fn decode_pipeline(d: &mut Decoder, root: &Node<'_>) -> Option<Pipeli
         .optional(d, "max_concurrent_goals", |d, n, p| d.u32_min(n, p, 1))
         .unwrap_or(1);
     let stages = m.required(d, "pipeline_stages", stages);
+    let mcp_servers = mcp_section(d, &mut m);
     m.finish(d);
     let (stages, levels) = stages?;
     Some(PipelineConfig {
@@ -171,6 +183,7 @@ pub(crate) fn decode_pipeline(d: &mut Decoder, root: &Node<'_>) -> Option<Pipeli
         max_concurrent_goals,
         stages,
         levels,
+        mcp_servers: mcp_servers?,
         source: d.file().to_owned(),
     })
 }
@@ -252,7 +265,29 @@ fn raw_name<'n>(item: &'n Node<'_>) -> Option<&'n str> {
 fn stage(d: &mut Decoder, node: &Node<'_>, path: &str) -> Option<StageConfig> {
     let mut m = d.map(node, path)?;
     let name = m.required(d, "name", Decoder::name::<StageName>);
-    let worker_type = m.required(d, "worker_type", Decoder::name::<WorkerName>);
+    let mcp_node = m.get("mcp_tool");
+    let mcp_tool = m.optional(d, "mcp_tool", Decoder::non_empty_string);
+    let worker_type = match (m.get("worker_type"), mcp_node) {
+        (Some(_), Some(node)) => {
+            let p = m.child_path("mcp_tool");
+            d.error(node, &p, "set either 'worker_type' or 'mcp_tool', not both");
+            None
+        }
+        (None, Some(_)) => WorkerName::try_from(MCP_TOOL_WORKER.to_owned()).ok(),
+        (Some(_), None) => m.optional(d, "worker_type", Decoder::name::<WorkerName>),
+        (None, None) => {
+            let p = m.path().to_owned();
+            d.error(
+                node,
+                &p,
+                "missing required key 'worker_type' (or 'mcp_tool' to call an MCP tool)",
+            );
+            None
+        }
+    };
+    if mcp_node.is_some() && mcp_tool.is_none() {
+        return None;
+    }
     let tier = m
         .optional(d, "tier", Decoder::parsed::<ModelTier>)
         .unwrap_or(ModelTier::Local);
@@ -298,6 +333,7 @@ fn stage(d: &mut Decoder, node: &Node<'_>, path: &str) -> Option<StageConfig> {
     Some(StageConfig {
         name,
         worker_type,
+        mcp_tool,
         tier,
         input_mapping,
         condition,

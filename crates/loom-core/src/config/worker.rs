@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::error::ConfigErrors;
+use super::mcp_servers::{McpServers, mcp_section};
 use super::schema::schema_at;
 use super::yaml::{Decoder, MapReader, Node, index, parse_document, read_source};
 use crate::contract::Contract;
@@ -51,6 +52,8 @@ pub struct WorkerConfig {
     pub resolve_file_refs: Vec<String>,
     /// Database path for query-backend workers.
     pub db_path: Option<PathBuf>,
+    /// MCP servers whose tools the LLM's tool-use loop may call (LLM workers only).
+    pub mcp_servers: Option<McpServers>,
     /// The file this config was read from.
     pub source: PathBuf,
 }
@@ -143,6 +146,7 @@ impl WorkerConfig {
             workspace_dir: None,
             resolve_file_refs: Vec::new(),
             db_path: None,
+            mcp_servers: None,
             source: source.into(),
         }
     }
@@ -271,6 +275,15 @@ pub(crate) fn decode_worker(d: &mut Decoder, root: &Node<'_>) -> Option<WorkerCo
         }
     }
     let db_path = m.optional(d, "db_path", Decoder::path);
+    let mcp_node = m.get("mcp_servers");
+    let mcp_servers = mcp_section(d, &mut m);
+    if let (Some(node), Some(WorkerKind::Processor { .. })) = (mcp_node, &kind) {
+        d.error(
+            node,
+            &m.child_path("mcp_servers"),
+            "mcp_servers needs an llm worker (processors do not call tools)",
+        );
+    }
     m.finish(d);
     Some(WorkerConfig {
         name: name?,
@@ -287,6 +300,7 @@ pub(crate) fn decode_worker(d: &mut Decoder, root: &Node<'_>) -> Option<WorkerCo
         workspace_dir,
         resolve_file_refs,
         db_path,
+        mcp_servers: mcp_servers?,
         source: d.file().to_owned(),
     })
 }
