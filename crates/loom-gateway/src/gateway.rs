@@ -17,6 +17,7 @@ use crate::catalog::Catalog;
 use crate::local_tools::LocalTools;
 use crate::resources::{ResourceError, ResourceWatcher, WorkspaceResources};
 use crate::server::McpHandler;
+use crate::upstream::{UpstreamOptions, Upstreams};
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,9 @@ pub enum GatewayError {
     /// The dead-letter store could not subscribe to `loom.tasks.dead_letter`.
     #[error("cannot subscribe to dead letters")]
     DeadLetters(#[source] loom_bus::SubscribeError),
+    /// An upstream MCP server entry cannot become a client.
+    #[error("cannot set up upstream MCP servers")]
+    Upstreams(#[from] crate::upstream::UpstreamError),
     /// The stdio transport failed.
     #[error("the stdio transport failed: {0}")]
     Stdio(String),
@@ -96,6 +100,8 @@ pub struct GatewayOptions {
     /// Where the workshop database and session markers live; default `$LOOM_HOME`,
     /// else `~/.loom`.
     pub loom_home: Option<PathBuf>,
+    /// How upstream MCP servers (`tools.mcp_servers`) are checked and called.
+    pub upstreams: UpstreamOptions,
 }
 
 impl GatewayOptions {
@@ -108,6 +114,12 @@ impl GatewayOptions {
     /// Sets the model backends of embedded LLM workers.
     pub fn with_backends(mut self, backends: TierBackends) -> Self {
         self.backends = backends;
+        self
+    }
+
+    /// Sets how upstream MCP servers are checked and called.
+    pub fn with_upstream_options(mut self, options: UpstreamOptions) -> Self {
+        self.upstreams = options;
         self
     }
 
@@ -126,6 +138,8 @@ pub struct Gateway {
     watcher: Option<ResourceWatcher>,
     notifier: Option<tokio::task::JoinHandle<()>>,
     dead_letters: Option<tokio::task::JoinHandle<()>>,
+    upstreams: Option<(Upstreams, tokio::task::JoinHandle<()>)>,
+    upstream_notifier: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Gateway {
@@ -172,6 +186,15 @@ impl Gateway {
             None => (None, None),
         };
         let (local, dead_letters) = local_tools(&config, &options, &bus, &shutdown).await?;
+        let upstreams = match &config.mcp_servers {
+            Some(section) => {
+                let own = catalog.tools().iter().map(|t| t.name.clone());
+                let upstreams = Upstreams::new(section, own, options.upstreams.clone())?;
+                let task = upstreams.start(shutdown.child_token()).await;
+                Some((upstreams, task))
+            }
+            None => None,
+        };
         info!(name = %config.name, tools = catalog.len(), resources = resources.is_some(), embedded = options.embedded, "Gateway ready.");
         let handler = McpHandler::with_local_tools(
             config.name.clone(),
@@ -181,7 +204,12 @@ impl Gateway {
             resources,
             local,
         );
+        let handler = match &upstreams {
+            Some((u, _)) => handler.with_upstreams(u.clone()),
+            None => handler,
+        };
         let notifier = handler.spawn_legacy_notifier();
+        let upstream_notifier = handler.spawn_upstream_notifier();
         Ok(Gateway {
             handler,
             bridge,
@@ -189,6 +217,8 @@ impl Gateway {
             watcher,
             notifier,
             dead_letters,
+            upstreams,
+            upstream_notifier,
         })
     }
 
@@ -219,6 +249,14 @@ impl Gateway {
         }
         if let Some(d) = self.dead_letters {
             d.abort();
+        }
+        if let Some(n) = self.upstream_notifier {
+            n.abort();
+        }
+        if let Some((upstreams, task)) = self.upstreams {
+            // The supervisor closes the registry when `shutdown` fires; close anyway.
+            task.abort();
+            upstreams.close().await;
         }
         drop(self.watcher);
         if let Some(mesh) = self.mesh {

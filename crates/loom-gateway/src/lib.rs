@@ -8,6 +8,7 @@
 //! | [`server`] | the rmcp `ServerHandler`: tools, resources, progress, cancellation, notifications |
 //! | [`http`] | streamable HTTP: `/mcp`, `/health`, Host/Origin checks, bearer tokens, body limit |
 //! | [`gateway`] | assembly: embedded mesh or NATS, bridge, catalog, resources; stdio serving |
+//! | [`upstream`] | upstream MCP servers (`tools.mcp_servers`) re-exported: tools, resources, prompts, list-changed |
 //! | [`workshop_tools`], [`session_tools`], [`local_tools`] | the `workshop.*` and `session.*` tools, run in the gateway over `loom-workshop` |
 //!
 //! Design notes on protocol eras and rmcp live in `src/README.md`.
@@ -20,6 +21,7 @@ pub mod local_tools;
 pub mod resources;
 pub mod server;
 pub mod session_tools;
+pub mod upstream;
 pub mod workshop_tools;
 
 pub use gateway::{Gateway, GatewayError, GatewayOptions, check_queries};

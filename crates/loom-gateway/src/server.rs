@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use loom_bus::BusState;
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestMethod,
-    CompleteRequestParams, CompleteResult, ContentBlock, ErrorCode, ErrorData, Implementation,
+    CompleteRequestParams, CompleteResult, ContentBlock, ErrorCode, ErrorData,
+    GetPromptRequestMethod, GetPromptRequestParams, GetPromptResponse, Implementation,
     ListPromptsRequestMethod, ListPromptsResult, ListResourceTemplatesRequestMethod,
     ListResourceTemplatesResult, ListResourcesRequestMethod, ListResourcesResult, ListToolsResult,
     PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ReadResourceRequestParams,
@@ -31,6 +32,7 @@ use crate::bridge::{Bridge, CallError, Progress};
 use crate::catalog::{Catalog, Dispatch, GatewayTool};
 use crate::local_tools::{LocalToolError, LocalTools};
 use crate::resources::{ResourceBody, ResourceError, ResourceEvent, WorkspaceResources};
+use crate::upstream::{UpstreamChange, UpstreamError, Upstreams};
 
 /// Progress notifications buffered per call; a slower client loses intermediate ones,
 /// never the result.
@@ -52,6 +54,8 @@ struct Shared {
     resources: Option<WorkspaceResources>,
     /// Workshop and session tools, run here rather than in the mesh.
     local: LocalTools,
+    /// Upstream MCP servers re-exported next to the mesh's tools.
+    upstreams: Option<Upstreams>,
     /// Legacy (2025-11-25) clients that may receive list-changed notifications, with the
     /// URIs each subscribed to. Modern clients use `subscriptions/listen` instead.
     legacy: Mutex<Vec<LegacyPeer>>,
@@ -100,9 +104,19 @@ impl McpHandler {
                 bridge,
                 resources,
                 local,
+                upstreams: None,
                 legacy: Mutex::new(Vec::new()),
             }),
         }
+    }
+
+    /// Re-exports `upstreams`' tools, resources and prompts (call before serving).
+    pub fn with_upstreams(mut self, upstreams: Upstreams) -> Self {
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) => shared.upstreams = Some(upstreams),
+            None => tracing::warn!("with_upstreams on a shared handler; upstreams left out."),
+        }
+        self
     }
 
     /// The bus state behind the tools, for `/health`.
@@ -143,6 +157,25 @@ impl McpHandler {
     }
 }
 
+impl McpHandler {
+    /// Forwards upstream list changes to legacy clients (modern clients get them through
+    /// `listen`); `None` without upstreams. Abort the task to stop it.
+    pub fn spawn_upstream_notifier(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let mut changes = self.shared.upstreams.as_ref()?.changes();
+        let shared = self.shared.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                let change = match changes.recv().await {
+                    Ok(change) => change,
+                    Err(RecvError::Lagged(_)) => UpstreamChange::Servers,
+                    Err(RecvError::Closed) => break,
+                };
+                shared.notify_legacy_upstream(change).await;
+            }
+        }))
+    }
+}
+
 impl Shared {
     async fn notify_legacy(&self, event: &ResourceEvent) {
         let targets: Vec<Peer<RoleServer>> = {
@@ -169,6 +202,24 @@ impl Shared {
             };
             if let Err(e) = sent {
                 debug!(error = %e, "Cannot notify a client; it probably left.");
+            }
+        }
+    }
+
+    /// Tells legacy peers that upstream lists changed.
+    async fn notify_legacy_upstream(&self, change: UpstreamChange) {
+        let peers: Vec<Peer<RoleServer>> = match self.legacy.lock() {
+            Ok(mut legacy) => {
+                legacy.retain(|p| !p.peer.is_transport_closed());
+                legacy.iter().map(|p| p.peer.clone()).collect()
+            }
+            Err(_) => return,
+        };
+        for peer in peers {
+            let _ = peer.notify_tool_list_changed().await;
+            if change == UpstreamChange::Servers {
+                let _ = peer.notify_prompt_list_changed().await;
+                let _ = peer.notify_resource_list_changed().await;
             }
         }
     }
@@ -278,6 +329,9 @@ pub enum ToolFailure {
     /// A workshop or session tool failed.
     #[error(transparent)]
     Local(#[from] LocalToolError),
+    /// An upstream MCP server failed the call or could not be reached.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
 }
 
 fn is_modern(version: Option<ProtocolVersion>) -> bool {
@@ -318,6 +372,10 @@ impl ServerHandler for McpHandler {
         } else {
             ServerCapabilities::builder().enable_tools().build()
         };
+        let caps = match &self.shared.upstreams {
+            Some(_) => crate::upstream::with_upstream_capabilities(caps),
+            None => caps,
+        };
         let mut info = ServerConfig::new(caps).with_server_info(Implementation::new(
             self.shared.name.clone(),
             env!("CARGO_PKG_VERSION"),
@@ -330,7 +388,7 @@ impl ServerHandler for McpHandler {
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         // Only legacy clients initialize; remember them for list-changed notifications.
-        if self.shared.resources.is_some() {
+        if self.shared.resources.is_some() || self.shared.upstreams.is_some() {
             self.shared.remember_legacy_peer(&context.peer);
         }
     }
@@ -340,13 +398,18 @@ impl ServerHandler for McpHandler {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.shared.tools.clone())
+        let mut tools = self.shared.tools.clone();
+        if let Some(upstreams) = &self.shared.upstreams {
+            tools.extend(upstreams.tools());
+        }
+        Ok(ListToolsResult::with_all_items(tools)
             .with_ttl_ms(0)
             .with_cache_scope(CacheScope::Private))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.shared.tools.iter().find(|t| t.name == name).cloned()
+        let own = self.shared.tools.iter().find(|t| t.name == name).cloned();
+        own.or_else(|| self.shared.upstreams.as_ref()?.tool(name))
     }
 
     async fn call_tool(
@@ -356,7 +419,26 @@ impl ServerHandler for McpHandler {
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.to_string();
         let Some(tool) = self.shared.catalog.get(&name).cloned() else {
-            let known: Vec<&str> = self.shared.tools.iter().map(|t| t.name.as_ref()).collect();
+            if let Some(upstreams) = &self.shared.upstreams {
+                let arguments = request.arguments.clone().unwrap_or_default();
+                if let Some(outcome) = upstreams.call(&name, arguments, context.ct.clone()).await {
+                    return Ok(match outcome {
+                        Ok(result) => result.into(),
+                        Err(e) => {
+                            debug!(tool = %name, error = %e, "Upstream tool call failed.");
+                            to_tool_result(Err(e.into())).into()
+                        }
+                    });
+                }
+            }
+            let upstream_tools = self.get_upstream_tools();
+            let known: Vec<&str> = self
+                .shared
+                .tools
+                .iter()
+                .chain(upstream_tools.iter())
+                .map(|t| t.name.as_ref())
+                .collect();
             return Err(ErrorData::invalid_params(
                 format!(
                     "unknown tool '{name}'{}",
@@ -441,7 +523,16 @@ impl ServerHandler for McpHandler {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
+        let upstream = match &self.shared.upstreams {
+            Some(u) => u.resources().await,
+            None => Vec::new(),
+        };
         let Some(resources) = &self.shared.resources else {
+            if self.shared.upstreams.is_some() {
+                return Ok(ListResourcesResult::with_all_items(upstream)
+                    .with_ttl_ms(0)
+                    .with_cache_scope(CacheScope::Private));
+            }
             // No resources capability declared: the method is not served (see list_prompts).
             return Err(ErrorData::method_not_found::<ListResourcesRequestMethod>());
         };
@@ -450,7 +541,7 @@ impl ServerHandler for McpHandler {
             .list()
             .await
             .map_err(|e| resource_error(e, modern))?;
-        let items = entries
+        let items: Vec<Resource> = entries
             .into_iter()
             .map(|e| {
                 Resource::new(e.uri, e.name)
@@ -458,6 +549,7 @@ impl ServerHandler for McpHandler {
                     .with_mime_type(e.mime_type)
                     .with_size(e.size)
             })
+            .chain(upstream)
             .collect();
         Ok(ListResourcesResult::with_all_items(items)
             .with_ttl_ms(0)
@@ -469,7 +561,7 @@ impl ServerHandler for McpHandler {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        if self.shared.resources.is_none() {
+        if self.shared.resources.is_none() && self.shared.upstreams.is_none() {
             return Err(ErrorData::method_not_found::<
                 ListResourceTemplatesRequestMethod,
             >());
@@ -489,7 +581,28 @@ impl ServerHandler for McpHandler {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        Err(ErrorData::method_not_found::<ListPromptsRequestMethod>())
+        let Some(upstreams) = &self.shared.upstreams else {
+            return Err(ErrorData::method_not_found::<ListPromptsRequestMethod>());
+        };
+        Ok(ListPromptsResult::with_all_items(upstreams.prompts().await)
+            .with_ttl_ms(0)
+            .with_cache_scope(CacheScope::Private))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let Some(upstreams) = &self.shared.upstreams else {
+            return Err(ErrorData::method_not_found::<GetPromptRequestMethod>());
+        };
+        let arguments = request.arguments.unwrap_or_default();
+        upstreams
+            .get_prompt(&request.name, arguments)
+            .await
+            .map(Into::into)
+            .map_err(|e| ErrorData::invalid_params(e.to_string(), None))
     }
 
     async fn complete(
@@ -506,6 +619,16 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let modern = is_modern(context.protocol_version());
+        let workspace = self
+            .shared
+            .resources
+            .as_ref()
+            .is_some_and(|_| request.uri.starts_with("workspace:"));
+        if let (false, Some(upstreams)) = (workspace, &self.shared.upstreams) {
+            return crate::upstream::read_resource(upstreams, &request.uri, modern)
+                .await
+                .map(Into::into);
+        }
         let Some(resources) = &self.shared.resources else {
             return Err(resource_uri_error(
                 ResourceError::NotFound {
@@ -592,8 +715,15 @@ impl ServerHandler for McpHandler {
         &self,
         requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
-        let resources = self.shared.resources.as_ref()?;
         let mut accepted = SubscriptionFilter::new();
+        if self.shared.upstreams.is_some() {
+            accepted.tools_list_changed = requested.tools_list_changed;
+            accepted.prompts_list_changed = requested.prompts_list_changed;
+            accepted.resources_list_changed = requested.resources_list_changed;
+        }
+        let Some(resources) = self.shared.resources.as_ref() else {
+            return self.shared.upstreams.is_some().then_some(accepted);
+        };
         accepted.resources_list_changed = requested.resources_list_changed;
         // Accept the URIs we can serve, spelled as events will name them.
         accepted.resource_subscriptions = requested.resource_subscriptions.as_ref().map(|uris| {
@@ -605,10 +735,21 @@ impl ServerHandler for McpHandler {
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let upstream = self.shared.upstreams.as_ref().map(|u| u.changes());
+        let ct = context.request_context().ct.clone();
         let Some(resources) = &self.shared.resources else {
-            context.cancelled().await;
+            if let Some(changes) = upstream {
+                crate::upstream::listen(changes, context.sink().clone(), ct).await;
+            } else {
+                context.cancelled().await;
+            }
             return Ok(());
         };
+        if let Some(changes) = upstream {
+            // Upstream changes go out beside the workspace's, on the same sink.
+            let sink = context.sink().clone();
+            tokio::spawn(crate::upstream::listen(changes, sink, ct));
+        }
         let mut events = resources.events();
         let sink = context.sink().clone();
         loop {
@@ -637,6 +778,16 @@ impl ServerHandler for McpHandler {
                 debug!(error = %e, "Notification not sent on a subscription.");
             }
         }
+    }
+}
+
+impl McpHandler {
+    fn get_upstream_tools(&self) -> Vec<Tool> {
+        self.shared
+            .upstreams
+            .as_ref()
+            .map(Upstreams::tools)
+            .unwrap_or_default()
     }
 }
 

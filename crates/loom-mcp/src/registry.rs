@@ -301,6 +301,26 @@ impl Registry {
         name: &str,
         arguments: Map<String, Value>,
     ) -> Result<ToolOutput, McpError> {
+        let result = self.call_result(name, arguments).await?;
+        let content: Vec<Value> = result
+            .content
+            .iter()
+            .filter_map(|c| serde_json::to_value(c).ok())
+            .collect();
+        Ok(ToolOutput {
+            text: output::tool_result_text(result.structured_content.as_ref(), &content),
+            structured: result.structured_content.clone(),
+            is_error: result.is_error.unwrap_or(false),
+        })
+    }
+
+    /// [`Registry::call`] returning the server's result as it is (every content block),
+    /// for a gateway that re-exports the tool.
+    pub async fn call_result(
+        &self,
+        name: &str,
+        arguments: Map<String, Value>,
+    ) -> Result<rmcp::model::CallToolResult, McpError> {
         self.inner.prepare().await;
         let (index, tool) = {
             let state = self.inner.lock();
@@ -327,16 +347,7 @@ impl Registry {
             }
         })
         .await?;
-        let content: Vec<Value> = result
-            .content
-            .iter()
-            .filter_map(|c| serde_json::to_value(c).ok())
-            .collect();
-        Ok(ToolOutput {
-            text: output::tool_result_text(result.structured_content.as_ref(), &content),
-            structured: result.structured_content.clone(),
-            is_error: result.is_error.unwrap_or(false),
-        })
+        Ok(result)
     }
 
     /// The resources of every reachable server (pulled afresh), `server:uri` for a URI
@@ -393,6 +404,22 @@ impl Registry {
     /// explicit `server` (e.g. a template expansion). Text comes back as a string, a blob
     /// as `{"mime", "size"}`, several contents as a list.
     pub async fn read_resource(&self, uri: &str, server: Option<&str>) -> Result<Value, McpError> {
+        let contents = self.read_resource_result(uri, server).await?;
+        let contents: Vec<Value> = contents
+            .contents
+            .iter()
+            .filter_map(|c| serde_json::to_value(c).ok())
+            .collect();
+        Ok(output::resource_value(&contents))
+    }
+
+    /// [`Registry::read_resource`] returning the server's result as it is (blobs kept),
+    /// for a gateway that re-exports the resource.
+    pub async fn read_resource_result(
+        &self,
+        uri: &str,
+        server: Option<&str>,
+    ) -> Result<rmcp::model::ReadResourceResult, McpError> {
         self.inner.prepare().await;
         let (index, uri) = match server {
             Some(server) => {
@@ -422,12 +449,7 @@ impl Registry {
                 async move { conn.read_resource(&uri).await }
             })
             .await?;
-        let contents: Vec<Value> = contents
-            .contents
-            .iter()
-            .filter_map(|c| serde_json::to_value(c).ok())
-            .collect();
-        Ok(output::resource_value(&contents))
+        Ok(contents)
     }
 
     /// The prompts of every reachable server (pulled afresh), named like tools.

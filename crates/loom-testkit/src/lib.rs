@@ -24,4 +24,5 @@ pub use nats::{NATS_SERVER_READY_TIMEOUT, NatsServer};
 pub use workspace::TempWorkspace;
 
 pub mod llm;
+pub mod mcp_servers;
 pub use llm::{LlmStandIn, RecordedRequest, Reply};

@@ -1,0 +1,118 @@
+//! Between loom-core's config data, loom-mcp's registry types and rmcp's MCP types.
+
+use std::time::Duration;
+
+use loom_core::config::{McpPrefixMode, McpServerConfig, McpTransportConfig};
+use loom_mcp::{PrefixMode, PromptInfo, ResourceInfo, ServerSpec, SpecError, ToolInfo};
+use rmcp::model::{
+    GetPromptResult, Prompt, PromptArgument, PromptMessage, Resource, Role, Tool, ToolAnnotations,
+};
+use serde_json::{Map, Value};
+
+/// The client spec of config entry `c` (`timeout` bounds an HTTP server's requests).
+pub fn server_spec(c: &McpServerConfig) -> Result<ServerSpec, SpecError> {
+    let spec = match &c.transport {
+        McpTransportConfig::Stdio {
+            command,
+            args,
+            env,
+            cwd,
+        } => ServerSpec::stdio(
+            c.name.clone(),
+            command.clone(),
+            args.clone(),
+            env.clone(),
+            cwd.clone(),
+        )?,
+        McpTransportConfig::Http { url, headers } => ServerSpec::http(
+            c.name.clone(),
+            url.clone(),
+            headers.clone(),
+            c.timeout_seconds
+                .and_then(|s| Duration::try_from_secs_f64(s).ok()),
+        )?,
+        // A transport added to the config later: say so rather than guess.
+        #[allow(unreachable_patterns)]
+        _ => {
+            return Err(SpecError::EmptyCommand {
+                name: c.name.clone(),
+            });
+        }
+    };
+    Ok(match &c.description {
+        Some(d) => spec.with_description(d.clone()),
+        None => spec,
+    })
+}
+
+/// The registry's prefix mode for the config's.
+pub fn prefix_mode(mode: McpPrefixMode) -> PrefixMode {
+    match mode {
+        McpPrefixMode::Always => PrefixMode::Always,
+        McpPrefixMode::Never => PrefixMode::Never,
+        _ => PrefixMode::Conditional,
+    }
+}
+
+/// The MCP definition of an upstream tool listed as `name`.
+pub(super) fn tool(name: &str, info: &ToolInfo) -> Tool {
+    let schema = match &info.input_schema {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    };
+    let mut tool = Tool::new(name.to_owned(), info.description.clone(), schema);
+    if info.destructive {
+        tool = tool.with_annotations(ToolAnnotations::new().destructive(true));
+    }
+    tool
+}
+
+/// The MCP form of an upstream resource.
+pub(super) fn resource(info: ResourceInfo) -> Resource {
+    let mut r = Resource::new(info.uri, info.name);
+    if !info.description.is_empty() {
+        r = r.with_description(info.description);
+    }
+    if let Some(m) = info.mime_type {
+        r = r.with_mime_type(m);
+    }
+    r
+}
+
+/// The MCP form of an upstream prompt.
+pub(super) fn prompt(info: PromptInfo) -> Prompt {
+    let arguments: Option<Vec<PromptArgument>> = serde_json::from_value(info.arguments).ok();
+    let description = (!info.description.is_empty()).then_some(info.description);
+    Prompt::new(info.name, description, arguments)
+}
+
+/// A prompt from the registry's `{"description", "messages": [{"role", "content"}]}`.
+pub(super) fn prompt_result(value: Value) -> Result<GetPromptResult, String> {
+    let description = value
+        .get("description")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let messages = value
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or("the prompt has no messages")?
+        .iter()
+        .map(|m| {
+            let role = match m.get("role").and_then(Value::as_str) {
+                Some("assistant") => Role::Assistant,
+                _ => Role::User,
+            };
+            let text = match m.get("content") {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            PromptMessage::new_text(role, text)
+        })
+        .collect();
+    let mut result = GetPromptResult::new(messages);
+    if let Some(d) = description {
+        result = result.with_description(d);
+    }
+    Ok(result)
+}

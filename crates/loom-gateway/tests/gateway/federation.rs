@@ -1,0 +1,529 @@
+//! Upstream MCP servers re-exported by the gateway (`tools.mcp_servers`), seen by real
+//! rmcp clients of both protocol eras: server-everything, mcp-server-git and Python
+//! fixture servers beside the docman mesh; allow/deny; one upstream session for every
+//! call; list-changed relayed; cancellation relayed; an upstream killed and restarted
+//! while clients stay connected.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use loom_bus::{Bus, MemoryBus};
+use loom_core::config::load_gateway;
+use loom_gateway::upstream::UpstreamOptions;
+use loom_gateway::{Gateway, GatewayOptions, HttpOptions, HttpServer};
+use loom_testkit::mcp_servers::{
+    Background, everything_js, free_port, mcp_fixture, mcp_server_git, python, wait_for_port,
+};
+use rmcp::model::{
+    CallToolRequestParams, ClientConfig, ClientRequest, GetPromptRequestParams, ProtocolVersion,
+    ReadResourceRequestParams, ResourceContents, ServerNotification, SubscriptionFilter,
+};
+use rmcp::service::{
+    ClientLifecycleMode, ClientServiceExt, NotificationContext, PeerRequestOptions, RoleClient,
+    RunningService,
+};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::{ClientHandler, ServiceExt};
+use serde_json::{Value, json};
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    timeout(WAIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// Counts tool-list changes a legacy client is told about.
+#[derive(Clone, Default)]
+struct Recorder {
+    tools_changed: Arc<AtomicUsize>,
+}
+
+impl ClientHandler for Recorder {
+    async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
+        self.tools_changed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::default()
+    }
+}
+
+struct Served {
+    url: String,
+    dir: tempfile::TempDir,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A git repository with one commit, for mcp-server-git.
+fn git_repo(dir: &Path) -> PathBuf {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    std::fs::write(repo.join("README.md"), "hello\n").expect("write");
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "README.md"],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-qm",
+            "first",
+        ],
+    ] {
+        let status = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .status()
+            .expect("git");
+        assert!(status.success(), "git {args:?}");
+    }
+    repo
+}
+
+/// The docman example with `upstreams` (YAML lines under `tools.mcp_servers`, indented
+/// four spaces) served over HTTP by an embedded gateway.
+async fn serve(upstreams: impl FnOnce(&Path) -> String, check: Duration) -> Served {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/docman");
+    copy_dir(&src, dir.path());
+    let yaml = std::fs::read_to_string(dir.path().join("mcp.yaml")).expect("read");
+    let section = format!("tools:\n  mcp_servers:\n{}", upstreams(dir.path()));
+    std::fs::write(
+        dir.path().join("mcp.yaml"),
+        yaml.replacen("tools:\n", &section, 1),
+    )
+    .expect("write");
+    let config = load_gateway(&dir.path().join("mcp.yaml")).expect("valid config");
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let shutdown = CancellationToken::new();
+    let options = GatewayOptions::default()
+        .embedded(true)
+        .with_upstream_options(UpstreamOptions {
+            check_interval: check,
+            ..UpstreamOptions::default()
+        });
+    let gateway = within(
+        "gateway start",
+        Gateway::start(config, bus, options, shutdown.clone()),
+    )
+    .await
+    .expect("gateway starts");
+    let http = HttpOptions::new("127.0.0.1:0".parse().expect("addr"));
+    let server = HttpServer::bind(gateway.handler(), http, shutdown.clone())
+        .await
+        .expect("bind");
+    let addr = server.local_addr();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = server.run(stop).await;
+        gateway.stop().await;
+    });
+    Served {
+        url: format!("http://{addr}/mcp"),
+        dir,
+        shutdown,
+    }
+}
+
+async fn legacy_client(url: &str, recorder: Recorder) -> RunningService<RoleClient, Recorder> {
+    let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
+    within("initialize", recorder.serve(transport))
+        .await
+        .expect("legacy client connects")
+}
+
+async fn modern_client(url: &str) -> RunningService<RoleClient, Recorder> {
+    let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
+    let lifecycle = ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
+    within(
+        "discover",
+        Recorder::default().serve_with_lifecycle(transport, lifecycle),
+    )
+    .await
+    .expect("modern client connects")
+}
+
+fn text_of(result: &rmcp::model::CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn call(name: &str, arguments: Value) -> CallToolRequestParams {
+    CallToolRequestParams::new(name.to_owned())
+        .with_arguments(arguments.as_object().cloned().expect("object"))
+}
+
+async fn tool_names(client: &RunningService<RoleClient, Recorder>) -> Vec<String> {
+    within("tools/list", client.list_all_tools())
+        .await
+        .expect("tools")
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect()
+}
+
+/// Messages the fixture server logged with `method`.
+fn logged(log: &Path, method: &str) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["method"] == method)
+        .count()
+}
+
+fn fixture_entry(log: &Path) -> String {
+    format!(
+        "    fixture:\n      command: {}\n      args: [{}, --log, {}]\n      deny: [crash, env]\n",
+        python(),
+        mcp_fixture("fixture_server.py"),
+        log.display()
+    )
+}
+
+#[tokio::test]
+async fn upstream_tools_resources_and_prompts_sit_beside_the_mesh_in_both_eras() {
+    let served = serve(
+        |dir| {
+            let repo = git_repo(dir);
+            format!(
+                "    everything:\n      command: node\n      args: [{}, stdio]\n      deny: [get-env]\n\
+                 \x20   git:\n      command: {}\n      args: [--repository, {}]\n      allow: ['git_status', 'git_log']\n{}",
+                everything_js(),
+                mcp_server_git(),
+                repo.display(),
+                fixture_entry(&dir.join("fixture.log")),
+            )
+        },
+        Duration::from_secs(30),
+    )
+    .await;
+    let log = served.dir.path().join("fixture.log");
+    let repo = served.dir.path().join("repo");
+    for (era, client) in [
+        (
+            "2025-11-25",
+            legacy_client(&served.url, Recorder::default()).await,
+        ),
+        ("2026-07-28", modern_client(&served.url).await),
+    ] {
+        let names = tool_names(&client).await;
+        // The mesh's tools first, unchanged; upstream names never shadow them.
+        assert_eq!(
+            names[..8],
+            [
+                "text_stats",
+                "keywords",
+                "echo",
+                "ingest_document",
+                "docs_search",
+                "docs_filter",
+                "docs_stats",
+                "docs_get"
+            ],
+            "{era}"
+        );
+        for want in [
+            "everything.echo",
+            "fixture.echo",
+            "get-sum",
+            "git_status",
+            "git_log",
+            "slow",
+        ] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "{era}: {want} in {names:?}"
+            );
+        }
+        for denied in ["get-env", "everything.get-env", "crash", "env", "git_diff"] {
+            assert!(!names.iter().any(|n| n == denied), "{era}: {denied} listed");
+        }
+        assert_eq!(names.iter().filter(|n| *n == "echo").count(), 1, "{era}");
+
+        let echoed = within(
+            "everything.echo",
+            client.call_tool(call("everything.echo", json!({"message": "hi loom"}))),
+        )
+        .await
+        .expect("call");
+        assert_ne!(echoed.is_error, Some(true), "{era}");
+        assert!(text_of(&echoed).contains("hi loom"), "{era}: {echoed:?}");
+        let mesh_echo = within(
+            "mesh echo",
+            client.call_tool(call("echo", json!({"text": "mesh"}))),
+        )
+        .await
+        .expect("call");
+        assert_eq!(
+            mesh_echo.structured_content,
+            Some(json!({"text": "mesh"})),
+            "{era}: the bare name is the mesh's worker"
+        );
+        let status = within(
+            "git_status",
+            client.call_tool(call(
+                "git_status",
+                json!({"repo_path": repo.display().to_string()}),
+            )),
+        )
+        .await
+        .expect("call");
+        assert!(text_of(&status).contains("main"), "{era}: {status:?}");
+        let failed = within("fail", client.call_tool(call("fail", json!({}))))
+            .await
+            .expect("call");
+        assert_eq!(
+            failed.is_error,
+            Some(true),
+            "{era}: the upstream's isError kept"
+        );
+        let denied = within("crash", client.call_tool(call("crash", json!({})))).await;
+        let denied = denied.expect_err("a denied tool is unknown");
+        assert!(
+            denied.to_string().contains("unknown tool 'crash'"),
+            "{era}: {denied}"
+        );
+
+        let resources = within("resources/list", client.list_all_resources())
+            .await
+            .expect("resources");
+        let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
+        assert!(uris.contains(&"fixture://readme"), "{era}: {uris:?}");
+        assert!(
+            uris.iter().any(|u| u.starts_with("workspace:///")),
+            "{era}: {uris:?}"
+        );
+        let read = within(
+            "resources/read",
+            client.read_resource(ReadResourceRequestParams::new("fixture://readme")),
+        )
+        .await
+        .expect("read");
+        assert!(
+            matches!(&read.contents[0], ResourceContents::TextResourceContents { text, .. } if !text.is_empty()),
+            "{era}: {read:?}"
+        );
+        let prompts = within("prompts/list", client.list_all_prompts())
+            .await
+            .expect("prompts");
+        assert!(prompts.iter().any(|p| p.name == "greet"), "{era}");
+        let greeting = within(
+            "prompts/get",
+            client.get_prompt(
+                GetPromptRequestParams::new("greet")
+                    .with_arguments(json!({"name": "loom"}).as_object().cloned().expect("obj")),
+            ),
+        )
+        .await
+        .expect("prompt");
+        assert!(
+            format!("{greeting:?}").contains("loom"),
+            "{era}: {greeting:?}"
+        );
+        client.cancel().await.expect("close");
+    }
+    // Both clients, every call: one upstream session.
+    assert_eq!(
+        logged(&log, "initialize"),
+        1,
+        "the fixture was initialized once"
+    );
+}
+
+#[tokio::test]
+async fn upstream_list_changes_and_cancellations_are_relayed() {
+    let served = serve(
+        |dir| fixture_entry(&dir.join("fixture.log")),
+        Duration::from_secs(30),
+    )
+    .await;
+    let log = served.dir.path().join("fixture.log");
+    let recorder = Recorder::default();
+    let legacy = legacy_client(&served.url, recorder.clone()).await;
+    let modern = modern_client(&served.url).await;
+    let mut sub = within(
+        "listen",
+        modern.listen(SubscriptionFilter::builder().tools_list_changed().build()),
+    )
+    .await
+    .expect("listen");
+    within(
+        "add_tool",
+        legacy.call_tool(call("add_tool", json!({"name": "fresh"}))),
+    )
+    .await
+    .expect("call");
+    let note = within("modern list_changed", sub.next())
+        .await
+        .expect("subscription")
+        .expect("a notification");
+    assert!(
+        matches!(note, ServerNotification::ToolListChangedNotification(_)),
+        "{note:?}"
+    );
+    within("legacy list_changed", async {
+        while recorder.tools_changed.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(tool_names(&modern).await.iter().any(|n| n == "fresh"));
+
+    // A cancelled call is cancelled upstream too.
+    let handle = within(
+        "slow call",
+        legacy.peer().send_cancellable_request(
+            ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(call(
+                "slow",
+                json!({"seconds": 30}),
+            ))),
+            PeerRequestOptions::no_options(),
+        ),
+    )
+    .await
+    .expect("sent");
+    within("the slow call upstream", async {
+        while logged(&log, "tools/call") < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    handle.cancel(None).await.expect("cancel");
+    within("notifications/cancelled upstream", async {
+        while logged(&log, "notifications/cancelled") == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    legacy.cancel().await.expect("close");
+    modern.cancel().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_dead_upstream_is_left_out_and_comes_back_with_list_changed() {
+    let port = free_port();
+    let dead_port = free_port();
+    let mut upstream = Background::modern_http(port);
+    assert!(
+        wait_for_port(port, WAIT).await,
+        "the modern fixture listens"
+    );
+    let served = serve(
+        |_| {
+            format!(
+                "    modern: {{url: 'http://127.0.0.1:{port}/mcp'}}\n    never: {{url: 'http://127.0.0.1:{dead_port}/mcp'}}\n"
+            )
+        },
+        Duration::from_millis(300),
+    )
+    .await;
+    let recorder = Recorder::default();
+    let legacy = legacy_client(&served.url, recorder.clone()).await;
+    let modern = modern_client(&served.url).await;
+    let mut sub = within(
+        "listen",
+        modern.listen(SubscriptionFilter::builder().tools_list_changed().build()),
+    )
+    .await
+    .expect("listen");
+    // Fail-open at start: `never` is down, `modern` serves.
+    let names = tool_names(&legacy).await;
+    assert!(names.iter().any(|n| n == "add"), "{names:?}");
+    let sum = within(
+        "add",
+        legacy.call_tool(call("add", json!({"a": 2, "b": 3}))),
+    )
+    .await
+    .expect("call");
+    assert!(text_of(&sum).contains('5'), "{sum:?}");
+
+    upstream.kill();
+    within("tools removed", async {
+        while tool_names(&legacy).await.iter().any(|n| n == "add") {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let note = within("modern list_changed (removed)", sub.next())
+        .await
+        .expect("subscription")
+        .expect("notification");
+    assert!(matches!(
+        note,
+        ServerNotification::ToolListChangedNotification(_)
+    ));
+    let seen = recorder.tools_changed.load(Ordering::SeqCst);
+    assert!(seen >= 1, "the legacy client heard of the removal");
+    // The mesh still serves while the upstream is down.
+    let mesh = within("mesh echo", legacy.call_tool(call("echo", json!({"x": 1}))))
+        .await
+        .expect("call");
+    assert_eq!(mesh.is_error, Some(false));
+
+    let _upstream = Background::modern_http(port);
+    assert!(wait_for_port(port, WAIT).await, "the fixture is back");
+    within("tools back", async {
+        while !tool_names(&modern).await.iter().any(|n| n == "add") {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let note = within("modern list_changed (back)", sub.next())
+        .await
+        .expect("subscription")
+        .expect("notification");
+    assert!(matches!(
+        note,
+        ServerNotification::ToolListChangedNotification(_)
+    ));
+    within("legacy list_changed (back)", async {
+        while recorder.tools_changed.load(Ordering::SeqCst) <= seen {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let sum = within(
+        "add again",
+        modern.call_tool(call("add", json!({"a": 4, "b": 5}))),
+    )
+    .await
+    .expect("call");
+    assert!(text_of(&sum).contains('9'), "{sum:?}");
+    legacy.cancel().await.expect("close");
+    modern.cancel().await.expect("close");
+}
