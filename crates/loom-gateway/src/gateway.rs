@@ -156,6 +156,18 @@ impl Gateway {
             let lines: Vec<String> = problems.iter().map(|e| format!("  {e}")).collect();
             return Err(GatewayError::QueryConfig(lines.join("\n")));
         }
+        // Upstreams before the mesh: its `mcp_tool` stages call them.
+        let upstreams = match &config.mcp_servers {
+            Some(section) => {
+                let own = Catalog::from_config(&config)
+                    .tools()
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect::<Vec<_>>();
+                Some(Upstreams::new(section, own, options.upstreams.clone())?)
+            }
+            None => None,
+        };
         let mesh = if options.embedded {
             let plan = MeshPlan::from_configs([AnyConfig::Gateway(Box::new(config.clone()))])?;
             let missing = plan.missing_workers();
@@ -163,11 +175,15 @@ impl Gateway {
                 let lines: Vec<String> = missing.iter().map(|m| format!("  {m}")).collect();
                 return Err(GatewayError::MissingWorkers(lines.join("\n")));
             }
+            let mut mesh_options = MeshOptions::default();
+            if let (Some(u), Some(section)) = (&upstreams, &config.mcp_servers) {
+                mesh_options = mesh_options.with_tools(Arc::new(u.tool_host(section)));
+            }
             let mesh = start_mesh(
                 bus.clone(),
                 plan,
                 options.backends.clone(),
-                MeshOptions::default(),
+                mesh_options,
                 shutdown.clone(),
             )
             .await?;
@@ -186,10 +202,8 @@ impl Gateway {
             None => (None, None),
         };
         let (local, dead_letters) = local_tools(&config, &options, &bus, &shutdown).await?;
-        let upstreams = match &config.mcp_servers {
-            Some(section) => {
-                let own = catalog.tools().iter().map(|t| t.name.clone());
-                let upstreams = Upstreams::new(section, own, options.upstreams.clone())?;
+        let upstreams = match upstreams {
+            Some(upstreams) => {
                 let task = upstreams.start(shutdown.child_token()).await;
                 Some((upstreams, task))
             }

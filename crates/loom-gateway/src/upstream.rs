@@ -28,8 +28,6 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-pub use convert::{prefix_mode, server_spec};
-
 /// Change events buffered per subscriber; a subscriber that lags is told everything
 /// changed.
 const CHANGE_BUFFER: usize = 16;
@@ -143,20 +141,13 @@ impl Upstreams {
         reserved: impl IntoIterator<Item = String>,
         mut options: UpstreamOptions,
     ) -> Result<Self, UpstreamError> {
-        options.registry.prefix_mode = prefix_mode(section.prefix_mode);
-        let specs = section
-            .servers
-            .iter()
-            .map(server_spec)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| UpstreamError::Setup {
-                message: e.to_string(),
+        let registry =
+            loom_mesh::mcp::registry(section, options.registry.clone()).map_err(|e| {
+                UpstreamError::Setup {
+                    message: e.to_string(),
+                }
             })?;
-        let registry = Registry::with_options(specs, options.registry.clone()).map_err(|e| {
-            UpstreamError::Setup {
-                message: e.to_string(),
-            }
-        })?;
+        options.registry.prefix_mode = loom_mesh::mcp::prefix_mode(section.prefix_mode);
         let (changes, _) = broadcast::channel(CHANGE_BUFFER);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -237,6 +228,12 @@ impl Upstreams {
     /// The registry behind the upstreams.
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+
+    /// The upstreams as a [`ToolHost`](loom_llm::ToolHost) with the allow/deny lists
+    /// applied, sharing these sessions: what the embedded mesh's `mcp_tool` stages call.
+    pub fn tool_host(&self, section: &McpServers) -> loom_mesh::mcp::McpTools {
+        loom_mesh::mcp::McpTools::new(self.inner.registry.clone(), section)
     }
 
     /// Calls re-exported tool `name`; `None` when no upstream tool is listed under it.

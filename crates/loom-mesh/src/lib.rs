@@ -8,6 +8,7 @@
 //! | [`rate_limit`] | the router's per-tier token buckets |
 //! | [`worker`] | the task lifecycle every worker shares: contracts, timeout, retries, cancel |
 //! | [`llm_worker`] | the LLM worker: prompt, knowledge, file refs, tool loop, JSON output |
+//! | [`mcp`] | `mcp_servers` sections as a filtered MCP registry: worker tools, `mcp_tool` stages |
 //! | [`mesh`] | a whole mesh in one process: plan from configs, start, join |
 //! | [`processors`] | built-in non-LLM processors: `echo`, `text_stats`, `subprocess` |
 //! | [`pipeline`] | the pipeline orchestrator, and `submit_goal` for clients |
@@ -15,6 +16,7 @@
 
 pub mod actor;
 pub mod llm_worker;
+pub mod mcp;
 pub mod mesh;
 pub mod pipeline;
 pub mod processors;

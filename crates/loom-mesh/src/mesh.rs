@@ -206,6 +206,9 @@ pub struct MeshOptions {
     pub compat_goals: bool,
     /// How long in-flight work may run after shutdown is requested.
     pub drain_deadline: Duration,
+    /// The MCP tools of `mcp_tool` stages (an embedding gateway's upstreams); a pipeline
+    /// without them uses its own `mcp_servers` section.
+    pub tools: Option<crate::mcp::SharedTools>,
 }
 
 impl Default for MeshOptions {
@@ -215,6 +218,7 @@ impl Default for MeshOptions {
             worker_concurrency: DEFAULT_WORKER_CONCURRENCY,
             compat_goals: false,
             drain_deadline: DEFAULT_DRAIN_DEADLINE,
+            tools: None,
         }
     }
 }
@@ -241,6 +245,12 @@ impl MeshOptions {
     /// Sets the drain deadline.
     pub fn with_drain_deadline(mut self, deadline: Duration) -> Self {
         self.drain_deadline = deadline;
+        self
+    }
+
+    /// Gives `mcp_tool` stages these tools.
+    pub fn with_tools(mut self, tools: Arc<dyn loom_llm::ToolHost>) -> Self {
+        self.tools = Some(crate::mcp::SharedTools(tools));
         self
     }
 }
@@ -272,6 +282,15 @@ pub enum MeshError {
         /// Why.
         #[source]
         source: LlmWorkerError,
+    },
+    /// An `mcp_servers` section cannot become MCP clients.
+    #[error("{owner}: mcp_servers")]
+    Mcp {
+        /// The worker or pipeline.
+        owner: String,
+        /// Why.
+        #[source]
+        source: crate::mcp::McpSetupError,
     },
     /// An actor could not subscribe.
     #[error(transparent)]
@@ -324,12 +343,16 @@ pub async fn start_mesh(
                 for tier in backends_missing(&backends, &tiers) {
                     warn!(worker = %name, tier = %tier, "No model backend for this tier; its tasks will fail.");
                 }
-                let worker = LlmWorker::new(w.clone(), backends.clone()).map_err(|source| {
+                let mut worker = LlmWorker::new(w.clone(), backends.clone()).map_err(|source| {
                     MeshError::Llm {
                         worker: name.clone(),
                         source,
                     }
                 })?;
+                if let Some(section) = &w.mcp_servers {
+                    let tools = mcp_tools(section, &format!("worker '{name}'"), &shutdown)?;
+                    worker = worker.with_tool_host(tools);
+                }
                 Arc::new(worker)
             }
             _ => build_processor(&w).map_err(|source| MeshError::Processor {
@@ -362,9 +385,13 @@ pub async fn start_mesh(
         running.workers.push(handle);
     }
     for p in plan.pipelines.into_values() {
-        let opts = PipelineOptions::default()
+        let mut opts = PipelineOptions::default()
             .with_compat_incoming(options.compat_goals)
             .with_drain_deadline(options.drain_deadline);
+        // Without shared tools, a pipeline uses its own mcp_servers (spawn_pipeline).
+        if let Some(shared) = &options.tools {
+            opts = opts.with_tools(shared.0.clone());
+        }
         running
             .pipelines
             .extend(spawn_pipeline(bus.clone(), p, opts, shutdown.clone()).await?);
@@ -375,6 +402,25 @@ pub async fn start_mesh(
     }
     info!(actors = running.actor_count(), "Mesh started.");
     Ok(running)
+}
+
+/// The MCP tools of `section` for `owner`; their servers close when `shutdown` fires.
+fn mcp_tools(
+    section: &loom_core::config::McpServers,
+    owner: &str,
+    shutdown: &CancellationToken,
+) -> Result<Arc<dyn loom_llm::ToolHost>, MeshError> {
+    let tools = crate::mcp::McpTools::from_section(section).map_err(|source| MeshError::Mcp {
+        owner: owner.to_owned(),
+        source,
+    })?;
+    let registry = tools.registry().clone();
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        registry.close().await;
+    });
+    Ok(Arc::new(tools))
 }
 
 fn backends_missing(

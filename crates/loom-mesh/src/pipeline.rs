@@ -86,6 +86,8 @@ pub struct PipelineOptions {
     /// How long running goals may take to finish after shutdown is requested; after it
     /// they are cancelled and answered FAILED.
     pub drain_deadline: Duration,
+    /// The MCP tools `mcp_tool` stages call.
+    pub tools: Option<crate::mcp::SharedTools>,
 }
 
 impl Default for PipelineOptions {
@@ -93,6 +95,7 @@ impl Default for PipelineOptions {
         PipelineOptions {
             compat_incoming: false,
             drain_deadline: DEFAULT_DRAIN_DEADLINE,
+            tools: None,
         }
     }
 }
@@ -111,6 +114,13 @@ impl PipelineOptions {
         self.drain_deadline = deadline;
         self
     }
+
+    /// Gives `mcp_tool` stages these tools.
+    #[must_use]
+    pub fn with_tools(mut self, tools: Arc<dyn loom_llm::ToolHost>) -> Self {
+        self.tools = Some(crate::mcp::SharedTools(tools));
+        self
+    }
 }
 
 /// Starts the orchestrator for `config`: one actor on `loom.goals.{name}` (queue group
@@ -127,7 +137,30 @@ pub async fn spawn_pipeline(
     options: PipelineOptions,
     shutdown: CancellationToken,
 ) -> Result<Vec<ActorHandle>, ActorError> {
-    let orchestrator = Arc::new(PipelineOrchestrator::new(bus.clone(), config));
+    let uses_mcp = config.stages.iter().any(|s| s.mcp_tool.is_some());
+    let own_tools = match (&options.tools, &config.mcp_servers) {
+        (None, Some(section)) if uses_mcp => match crate::mcp::McpTools::from_section(section) {
+            Ok(tools) => {
+                let registry = tools.registry().clone();
+                let stop = shutdown.clone();
+                tokio::spawn(async move {
+                    stop.cancelled().await;
+                    registry.close().await;
+                });
+                Some(Arc::new(tools) as Arc<dyn loom_llm::ToolHost>)
+            }
+            Err(e) => {
+                warn!(pipeline = %config.name, error = %e, "Cannot set up the pipeline's mcp_servers; its mcp_tool stages will fail.");
+                None
+            }
+        },
+        _ => None,
+    };
+    let mut orchestrator = PipelineOrchestrator::new(bus.clone(), config);
+    if let Some(tools) = options.tools.as_ref().map(|t| t.0.clone()).or(own_tools) {
+        orchestrator = orchestrator.with_tools(tools);
+    }
+    let orchestrator = Arc::new(orchestrator);
     let mut specs = vec![orchestrator.spec()];
     if options.compat_incoming {
         specs.push(orchestrator.compat_spec());
@@ -155,6 +188,8 @@ pub struct PipelineOrchestrator {
     config: RwLock<Arc<PipelineConfig>>,
     /// Bounds the goals run at once across every subscription of this orchestrator.
     goals: Arc<Semaphore>,
+    /// What `mcp_tool` stages call.
+    tools: Option<Arc<dyn loom_llm::ToolHost>>,
 }
 
 impl std::fmt::Debug for PipelineOrchestrator {
@@ -175,7 +210,15 @@ impl PipelineOrchestrator {
             bus,
             config: RwLock::new(Arc::new(config)),
             goals: Arc::new(Semaphore::new(permits)),
+            tools: None,
         }
+    }
+
+    /// Gives `mcp_tool` stages these tools; without them such a stage fails.
+    #[must_use]
+    pub fn with_tools(mut self, tools: Arc<dyn loom_llm::ToolHost>) -> Self {
+        self.tools = Some(tools);
+        self
     }
 
     /// The config in use (replaced by a successful reload).
@@ -215,7 +258,7 @@ impl PipelineOrchestrator {
     /// `cancel` stops the goal (it then fails with `pipeline cancelled: …`).
     pub async fn run_goal(&self, goal: OrchestratorGoal, cancel: CancellationToken) -> TaskResult {
         let config = self.config();
-        run::run_goal(&*self.bus, &config, goal, cancel).await
+        run::run_goal(&*self.bus, &config, self.tools.as_deref(), goal, cancel).await
     }
 
     async fn handle_goal(&self, message: &Message, cancel: CancellationToken) {
@@ -243,7 +286,7 @@ impl PipelineOrchestrator {
                 () = cancel.cancelled() => None,
                 permit = self.goals.clone().acquire_owned() => permit.ok(),
             };
-            let result = run::run_goal(&*self.bus, &config, goal, cancel).await;
+            let result = run::run_goal(&*self.bus, &config, self.tools.as_deref(), goal, cancel).await;
             info!(status = %result.status, elapsed_ms = result.processing_time_ms, error = result.error.as_deref().unwrap_or(""), "Goal finished.");
             if let Err(e) = self.bus.publish_json(&result_subject, &result).await {
                 error!(error = %e, "Cannot publish the goal's final result.");

@@ -77,7 +77,14 @@ pub(crate) fn run(args: &WorkerArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let client_name = format!("loom-worker-{}", config.name);
-    let processor = Arc::new(LlmWorker::new(config.clone(), backends)?);
+    let mut worker = LlmWorker::new(config.clone(), backends)?;
+    if let Some(section) = &config.mcp_servers {
+        // The worker's MCP servers live as long as this process (children die with it).
+        let tools = loom_mesh::mcp::McpTools::from_section(section)
+            .map_err(|e| anyhow::anyhow!("worker '{}': mcp_servers: {e}", config.name))?;
+        worker = worker.with_tool_host(Arc::new(tools));
+    }
+    let processor = Arc::new(worker);
     serve_worker(
         &args.nats,
         &client_name,

@@ -1,58 +1,10 @@
-//! Between loom-core's config data, loom-mcp's registry types and rmcp's MCP types.
+//! From loom-mcp's registry types to rmcp's MCP types.
 
-use std::time::Duration;
-
-use loom_core::config::{McpPrefixMode, McpServerConfig, McpTransportConfig};
-use loom_mcp::{PrefixMode, PromptInfo, ResourceInfo, ServerSpec, SpecError, ToolInfo};
+use loom_mcp::{PromptInfo, ResourceInfo, ToolInfo};
 use rmcp::model::{
     GetPromptResult, Prompt, PromptArgument, PromptMessage, Resource, Role, Tool, ToolAnnotations,
 };
 use serde_json::{Map, Value};
-
-/// The client spec of config entry `c` (`timeout` bounds an HTTP server's requests).
-pub fn server_spec(c: &McpServerConfig) -> Result<ServerSpec, SpecError> {
-    let spec = match &c.transport {
-        McpTransportConfig::Stdio {
-            command,
-            args,
-            env,
-            cwd,
-        } => ServerSpec::stdio(
-            c.name.clone(),
-            command.clone(),
-            args.clone(),
-            env.clone(),
-            cwd.clone(),
-        )?,
-        McpTransportConfig::Http { url, headers } => ServerSpec::http(
-            c.name.clone(),
-            url.clone(),
-            headers.clone(),
-            c.timeout_seconds
-                .and_then(|s| Duration::try_from_secs_f64(s).ok()),
-        )?,
-        // A transport added to the config later: say so rather than guess.
-        #[allow(unreachable_patterns)]
-        _ => {
-            return Err(SpecError::EmptyCommand {
-                name: c.name.clone(),
-            });
-        }
-    };
-    Ok(match &c.description {
-        Some(d) => spec.with_description(d.clone()),
-        None => spec,
-    })
-}
-
-/// The registry's prefix mode for the config's.
-pub fn prefix_mode(mode: McpPrefixMode) -> PrefixMode {
-    match mode {
-        McpPrefixMode::Always => PrefixMode::Always,
-        McpPrefixMode::Never => PrefixMode::Never,
-        _ => PrefixMode::Conditional,
-    }
-}
 
 /// The MCP definition of an upstream tool listed as `name`.
 pub(super) fn tool(name: &str, info: &ToolInfo) -> Tool {

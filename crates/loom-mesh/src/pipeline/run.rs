@@ -20,6 +20,7 @@ use loom_core::message::{
     format_timestamp, now,
 };
 use loom_core::subject;
+use loom_llm::{ToolError, ToolHost};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -32,10 +33,12 @@ use super::progress::{PipelineProgress, StageStatus, progress_subject};
 pub(crate) async fn run_goal(
     bus: &dyn Bus,
     config: &PipelineConfig,
+    tools: Option<&dyn ToolHost>,
     goal: OrchestratorGoal,
     cancel: CancellationToken,
 ) -> TaskResult {
-    let run = GoalRun::new(bus, config, &goal);
+    let mut run = GoalRun::new(bus, config, &goal);
+    run.tools = tools;
     info!(
         stages = config.stages.len(),
         levels = config.levels.len(),
@@ -98,6 +101,8 @@ type Waiters = HashMap<String, (String, oneshot::Sender<TaskResult>)>;
 struct GoalRun<'a> {
     bus: &'a dyn Bus,
     config: &'a PipelineConfig,
+    /// What `mcp_tool` stages call.
+    tools: Option<&'a dyn ToolHost>,
     goal_id: String,
     started: Instant,
     progress_subject: Option<String>,
@@ -113,6 +118,7 @@ impl<'a> GoalRun<'a> {
         GoalRun {
             bus,
             config,
+            tools: None,
             goal_id: goal.goal_id.clone(),
             started: Instant::now(),
             progress_subject: progress_subject(&goal.goal_id).ok(),
@@ -221,6 +227,34 @@ impl<'a> GoalRun<'a> {
                 .with_retry_count(attempt)
                 .with_metadata_entry("stage_name", name)
                 .with_metadata_entry("model_tier", stage.tier.as_str());
+            if let Some(tool) = &stage.mcp_tool {
+                // The same mapping, contracts, retries and progress; an MCP call instead
+                // of a task (dropped, and so cancelled upstream, if the goal stops).
+                let result = self.call_mcp_tool(&task, tool, wait).await;
+                let error = match result {
+                    Ok(result) => match self.accept(stage, result, started_at, clock) {
+                        Ok(finished) => {
+                            self.progress(stage, StageStatus::Completed, finished, None)
+                                .await;
+                            return Ok(());
+                        }
+                        Err(e) => e,
+                    },
+                    Err(None) => StageError::TimedOut {
+                        stage: name.to_owned(),
+                        seconds: timeout_seconds,
+                    },
+                    Err(Some(error)) => StageError::Failed {
+                        stage: name.to_owned(),
+                        error,
+                    },
+                };
+                if !error.retryable() {
+                    return Err(error);
+                }
+                last_error = Some(error);
+                continue;
+            }
             let task_id = task.task_id.clone();
             let (tx, rx) = oneshot::channel();
             self.waiters()
@@ -266,6 +300,47 @@ impl<'a> GoalRun<'a> {
             stage: name.to_owned(),
             error: "no attempt was made".to_owned(),
         }))
+    }
+
+    /// Calls MCP tool `tool` with `task`'s payload within `wait`: a COMPLETED result whose
+    /// output is the tool's JSON object (or `{"text": …}`), a FAILED one for a tool
+    /// error, `Err(None)` on timeout, `Err(Some(why))` when the tool cannot be called.
+    async fn call_mcp_tool(
+        &self,
+        task: &TaskMessage,
+        tool: &str,
+        wait: Duration,
+    ) -> Result<TaskResult, Option<String>> {
+        let Some(tools) = self.tools else {
+            return Err(Some(format!(
+                "mcp_tool '{tool}': no MCP servers (give the pipeline an mcp_servers section or run it in a gateway with tools.mcp_servers)"
+            )));
+        };
+        let arguments = Value::Object(task.payload.clone());
+        let clock = Instant::now();
+        let outcome = tokio::time::timeout(wait, tools.call_tool(tool, arguments))
+            .await
+            .map_err(|_| None)?;
+        let mut result = match outcome {
+            Ok(text) => {
+                let output = match serde_json::from_str::<Value>(&text) {
+                    Ok(Value::Object(map)) => map,
+                    _ => {
+                        let mut map = JsonObject::new();
+                        map.insert("text".into(), Value::String(text));
+                        map
+                    }
+                };
+                TaskResult::completed(task, output)
+            }
+            Err(ToolError::Failed { message }) => {
+                TaskResult::failed(task, format!("mcp_tool '{tool}': {message}"))
+            }
+            Err(e) => return Err(Some(format!("mcp_tool '{tool}': {e}"))),
+        };
+        result.model_used = Some(format!("mcp:{tool}"));
+        result.processing_time_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(result)
     }
 
     /// Takes a stage's worker result: on success checks the output contract and records

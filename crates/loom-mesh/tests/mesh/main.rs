@@ -4,6 +4,7 @@
 mod common;
 mod embedded;
 mod llm_worker;
+mod mcp;
 mod pipeline;
 mod router;
 mod worker;
