@@ -110,7 +110,6 @@ fn git_repo(dir: &Path) -> PathBuf {
 /// The docman example with `upstreams` (YAML lines under `tools.mcp_servers`, indented
 /// four spaces) served over HTTP by an embedded gateway.
 async fn serve(upstreams: impl FnOnce(&Path) -> String, check: Duration) -> Served {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/docman");
     copy_dir(&src, dir.path());
@@ -121,7 +120,14 @@ async fn serve(upstreams: impl FnOnce(&Path) -> String, check: Duration) -> Serv
         yaml.replacen("tools:\n", &section, 1),
     )
     .expect("write");
-    let config = load_gateway(&dir.path().join("mcp.yaml")).expect("valid config");
+    let config = dir.path().join("mcp.yaml");
+    serve_file(dir, &config, check).await
+}
+
+/// The gateway config at `config` (inside `dir`) served over HTTP by an embedded gateway.
+async fn serve_file(dir: tempfile::TempDir, config: &Path, check: Duration) -> Served {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = load_gateway(config).expect("valid config");
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
     let shutdown = CancellationToken::new();
     let options = GatewayOptions::default()
@@ -526,4 +532,74 @@ async fn a_dead_upstream_is_left_out_and_comes_back_with_list_changed() {
     assert!(text_of(&sum).contains('9'), "{sum:?}");
     legacy.cancel().await.expect("close");
     modern.cancel().await.expect("close");
+}
+
+#[tokio::test]
+async fn the_federation_example_runs_a_pipeline_whose_stage_is_an_upstream_tool() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    copy_dir(&examples.join("docman"), &dir.path().join("docman"));
+    copy_dir(&examples.join("federation"), &dir.path().join("federation"));
+    let repo = git_repo(dir.path());
+    // The example starts its servers with npx and uvx; here, the installed copies.
+    let config = dir.path().join("federation/mcp.yaml");
+    let yaml = std::fs::read_to_string(&config).expect("read");
+    let everything = format!("command: node\n      args: [{}, stdio]", everything_js());
+    let git = format!(
+        "command: {}\n      args: [--repository, {}]",
+        mcp_server_git(),
+        repo.display()
+    );
+    let replaced = yaml
+        .replace(
+            "command: npx\n      args: [\"-y\", \"@modelcontextprotocol/server-everything@2026.8.31\", \"stdio\"]",
+            &everything,
+        )
+        .replace(
+            "command: uvx\n      args: [\"mcp-server-git\", \"--repository\", \"../..\"]",
+            &git,
+        );
+    assert!(
+        !replaced.contains("npx") && !replaced.contains("uvx"),
+        "the example's server commands changed; update this test"
+    );
+    std::fs::write(&config, replaced).expect("write");
+    let served = serve_file(dir, &config, Duration::from_secs(30)).await;
+    let client = modern_client(&served.url).await;
+    let names = tool_names(&client).await;
+    for want in [
+        "repo_report",
+        "ingest_document",
+        "everything.echo",
+        "echo",
+        "git_status",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+    assert!(
+        !names.iter().any(|n| n == "git_commit"),
+        "not allowed: {names:?}"
+    );
+    let report = within(
+        "repo_report",
+        client.call_tool(call(
+            "repo_report",
+            json!({"repo_path": repo.display().to_string()}),
+        )),
+    )
+    .await
+    .expect("call");
+    assert_eq!(report.is_error, Some(false), "{}", text_of(&report));
+    let out = report.structured_content.expect("structured");
+    assert!(
+        out["status"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("main")),
+        "{out}"
+    );
+    assert!(
+        out["stats"]["word_count"].as_u64().is_some_and(|n| n > 0),
+        "{out}"
+    );
+    client.cancel().await.expect("close");
 }
