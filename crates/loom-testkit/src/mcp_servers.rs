@@ -120,6 +120,11 @@ impl Background {
         Self(child)
     }
 
+    /// Takes over a process started elsewhere.
+    pub fn from_child(child: Child) -> Self {
+        Self(child)
+    }
+
     /// The modern-era Python fixture (`modern_server.py`) over streamable HTTP on `port`,
     /// at `http://127.0.0.1:{port}/mcp`.
     pub fn modern_http(port: u16) -> Self {
