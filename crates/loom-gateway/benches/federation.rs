@@ -9,8 +9,12 @@
 //! are rmcp with a pooled `reqwest::Client`; the direct client negotiates the protocol
 //! the gateway's upstream client does (2026-07-28 preferred, 2025-11-25 fallback).
 //!
-//! Paths are measured in interleaved blocks (direct, gateway with a 2025-11-25 client,
-//! gateway with a 2026-07-28 client, repeated), so drift of a shared machine hits all
+//! A fourth path calls through `loom_mcp::Registry` in this process — the gateway's own
+//! upstream client without the client → gateway hop — to split the overhead between the
+//! registry and the extra HTTP hop (rmcp server, JSON, loopback).
+//!
+//! Paths are measured in interleaved blocks (direct, registry, gateway with a 2025-11-25
+//! client, gateway with a 2026-07-28 client, repeated), so drift of a shared machine hits all
 //! alike; one call at a time. The table gives p50/p90/p99/mean per path and the p50
 //! and mean overhead of each gateway path over the direct one.
 //!
@@ -146,9 +150,38 @@ async fn call(client: &Client, arguments: &Map<String, Value>) -> BenchResult<()
     Ok(())
 }
 
+/// Who makes the calls of one path.
+enum Caller {
+    /// An rmcp client over HTTP.
+    Rmcp(Client),
+    /// The gateway's own upstream client (`loom_mcp::Registry`) in this process: the
+    /// proxied path without the client → gateway HTTP hop.
+    Registry(loom_mcp::Registry),
+}
+
+impl Caller {
+    async fn call(&self, arguments: &Map<String, Value>) -> BenchResult<()> {
+        match self {
+            Caller::Rmcp(client) => call(client, arguments).await,
+            Caller::Registry(registry) => {
+                let out = tokio::time::timeout(
+                    CALL_TIMEOUT,
+                    registry.call_result("echo", arguments.clone()),
+                )
+                .await
+                .map_err(|_| "call timed out")??;
+                if out.is_error == Some(true) {
+                    return Err(format!("unexpected result: {out:?}").into());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 struct Path {
     label: &'static str,
-    client: Client,
+    caller: Caller,
     hist: Histogram<u64>,
 }
 
@@ -216,17 +249,27 @@ async fn main() -> BenchResult<()> {
     let mut paths = vec![
         Path {
             label: "direct",
-            client: connect(&http, &upstream_url, Some(auto())).await?,
+            caller: Caller::Rmcp(connect(&http, &upstream_url, Some(auto())).await?),
+            hist: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)?,
+        },
+        Path {
+            label: "loom-mcp Registry in process",
+            caller: Caller::Registry(loom_mcp::Registry::new([loom_mcp::ServerSpec::http(
+                "everything",
+                upstream_url.clone(),
+                [] as [(&str, &str); 0],
+                None,
+            )?])?),
             hist: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)?,
         },
         Path {
             label: "gateway, 2025-11-25 client",
-            client: connect(&http, &gateway_url, None).await?,
+            caller: Caller::Rmcp(connect(&http, &gateway_url, None).await?),
             hist: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)?,
         },
         Path {
             label: "gateway, 2026-07-28 client",
-            client: connect(&http, &gateway_url, Some(modern())).await?,
+            caller: Caller::Rmcp(connect(&http, &gateway_url, Some(modern())).await?),
             hist: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)?,
         },
     ];
@@ -236,7 +279,7 @@ async fn main() -> BenchResult<()> {
         .unwrap_or_default();
     for p in &paths {
         for _ in 0..options.warmup {
-            call(&p.client, &arguments).await?;
+            p.caller.call(&arguments).await?;
         }
     }
     let per_block = options.calls.div_ceil(options.blocks);
@@ -245,7 +288,7 @@ async fn main() -> BenchResult<()> {
         for p in &mut paths {
             for _ in 0..per_block {
                 let t = Instant::now();
-                call(&p.client, &arguments).await?;
+                p.caller.call(&arguments).await?;
                 let us = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
                 p.hist.record(us.clamp(1, MAX_LATENCY_US))?;
             }
@@ -284,7 +327,12 @@ async fn main() -> BenchResult<()> {
         );
     }
     for p in paths {
-        let _ = tokio::time::timeout(Duration::from_secs(5), p.client.cancel()).await;
+        match p.caller {
+            Caller::Rmcp(client) => {
+                let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
+            }
+            Caller::Registry(registry) => registry.close().await,
+        }
     }
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), served).await;
