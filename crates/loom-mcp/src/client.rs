@@ -405,6 +405,38 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// A request's name for errors (`tools/call 'echo'`), formatted only when one is made.
+#[derive(Debug, Clone, Copy)]
+struct Operation<'a> {
+    method: &'static str,
+    target: Option<&'a str>,
+}
+
+impl<'a> Operation<'a> {
+    fn new(method: &'static str) -> Self {
+        Self {
+            method,
+            target: None,
+        }
+    }
+
+    fn on(method: &'static str, target: &'a str) -> Self {
+        Self {
+            method,
+            target: Some(target),
+        }
+    }
+}
+
+impl std::fmt::Display for Operation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.target {
+            Some(target) => write!(f, "{} '{target}'", self.method),
+            None => f.write_str(self.method),
+        }
+    }
+}
+
 /// One live session with a server.
 pub(crate) struct Connection {
     server: String,
@@ -422,9 +454,22 @@ impl Connection {
         self.child.as_ref().and_then(StdioChild::pid)
     }
 
-    /// Whether the session is known to be over: the child exited or rmcp's loop ended.
+    /// Whether the session is known to be over: the child exited (peeked at with a
+    /// syscall, so a zombie the waiter task has not reaped yet counts) or rmcp's loop ended.
     pub(crate) fn is_dead(&self) -> bool {
         self.peer.is_transport_closed() || self.child.as_ref().is_some_and(StdioChild::has_exited)
+    }
+
+    /// [`Connection::is_dead`] from what is already known, without a syscall: the check
+    /// before each request. The registry peeks with [`Connection::is_dead`] right before
+    /// (to respawn a dead child), and a child that died unnoticed fails the request's
+    /// write or read anyway, which reports its exit the same way.
+    fn is_known_dead(&self) -> bool {
+        self.peer.is_transport_closed()
+            || self
+                .child
+                .as_ref()
+                .is_some_and(|c| c.exit_status().is_some())
     }
 
     /// Why this connection is dead, as an error (the exit status for a stdio child).
@@ -464,21 +509,21 @@ impl Connection {
     }
 
     /// Runs one request under the call timeout, mapping its errors.
-    async fn request<T, F>(&self, operation: &str, fut: F) -> Result<T, McpError>
+    async fn request<T, F>(&self, operation: Operation<'_>, fut: F) -> Result<T, McpError>
     where
         F: std::future::Future<Output = Result<T, ServiceError>>,
     {
-        if self.is_dead() {
+        if self.is_known_dead() {
             return Err(self.death().await);
         }
         match tokio::time::timeout(self.call_timeout, fut).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(self.map_error(operation, error).await),
+            Ok(Err(error)) => Err(self.map_error(&operation.to_string(), error).await),
             // Dropping the request future sends notifications/cancelled (rmcp's
             // cancel-on-drop guard), so the server can stop working on it.
             Err(_) => Err(McpError::Timeout {
                 server: self.server.clone(),
-                operation: operation.to_owned(),
+                operation: operation.to_string(),
                 after: self.call_timeout,
             }),
         }
@@ -489,7 +534,8 @@ impl Connection {
     }
 
     pub(crate) async fn list_tools(&self) -> Result<Vec<Tool>, McpError> {
-        self.request("tools/list", self.peer.list_all_tools()).await
+        self.request(Operation::new("tools/list"), self.peer.list_all_tools())
+            .await
     }
 
     pub(crate) async fn call_tool(
@@ -497,16 +543,16 @@ impl Connection {
         name: &str,
         arguments: Map<String, Value>,
     ) -> Result<CallToolResult, McpError> {
-        let operation = format!("tools/call '{name}'");
+        let operation = Operation::on("tools/call", name);
         let params = CallToolRequestParams::new(name.to_owned()).with_arguments(arguments);
         match self
-            .request(&operation, self.peer.call_tool_once(params))
+            .request(operation, self.peer.call_tool_once(params))
             .await?
         {
             CallToolResponse::Complete(result) => Ok(result),
             _ => Err(McpError::Protocol {
                 server: self.server.clone(),
-                operation,
+                operation: operation.to_string(),
                 code: -32603,
                 message:
                     "the server asked for input or started a task, which Loom does not support yet"
@@ -519,14 +565,16 @@ impl Connection {
         if self.capabilities().is_some_and(|c| c.resources.is_none()) {
             return Ok(Vec::new());
         }
-        self.request("resources/list", self.peer.list_all_resources())
-            .await
+        self.request(
+            Operation::new("resources/list"),
+            self.peer.list_all_resources(),
+        )
+        .await
     }
 
     pub(crate) async fn read_resource(&self, uri: &str) -> Result<ReadResourceResult, McpError> {
-        let operation = format!("resources/read '{uri}'");
         self.request(
-            &operation,
+            Operation::on("resources/read", uri),
             self.peer
                 .read_resource(ReadResourceRequestParams::new(uri.to_owned())),
         )
@@ -537,7 +585,7 @@ impl Connection {
         if self.capabilities().is_some_and(|c| c.prompts.is_none()) {
             return Ok(Vec::new());
         }
-        self.request("prompts/list", self.peer.list_all_prompts())
+        self.request(Operation::new("prompts/list"), self.peer.list_all_prompts())
             .await
     }
 
@@ -546,19 +594,19 @@ impl Connection {
         name: &str,
         arguments: Map<String, Value>,
     ) -> Result<GetPromptResult, McpError> {
-        let operation = format!("prompts/get '{name}'");
+        let operation = Operation::on("prompts/get", name);
         let mut params = GetPromptRequestParams::new(name.to_owned());
         if !arguments.is_empty() {
             params = params.with_arguments(arguments);
         }
         match self
-            .request(&operation, self.peer.get_prompt_once(params))
+            .request(operation, self.peer.get_prompt_once(params))
             .await?
         {
             rmcp::model::GetPromptResponse::Complete(result) => Ok(result),
             _ => Err(McpError::Protocol {
                 server: self.server.clone(),
-                operation,
+                operation: operation.to_string(),
                 code: -32603,
                 message: "the server asked for input, which Loom does not support yet".into(),
             }),
