@@ -121,6 +121,8 @@ struct Inner {
     table: RwLock<Arc<Table>>,
     changes: broadcast::Sender<UpstreamChange>,
     options: UpstreamOptions,
+    /// A check is running.
+    checking: std::sync::atomic::AtomicBool,
 }
 
 /// The re-exported tools: definitions and where each listed name goes.
@@ -161,6 +163,7 @@ impl Upstreams {
                 table: RwLock::new(Arc::new(Table::default())),
                 changes,
                 options,
+                checking: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -198,7 +201,17 @@ impl Upstreams {
                         {}
                         inner.rebuild().await;
                     }
-                    _ = tick.tick() => inner.check().await,
+                    _ = tick.tick() => {
+                        // In its own task, so a hung upstream (bounded by the call
+                        // timeout) does not hold back change events of the others.
+                        if !inner.checking.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                            let inner = inner.clone();
+                            tokio::spawn(async move {
+                                inner.check().await;
+                                inner.checking.store(false, std::sync::atomic::Ordering::Release);
+                            });
+                        }
+                    }
                 }
             }
             inner.registry.close().await;
