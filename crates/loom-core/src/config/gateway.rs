@@ -17,7 +17,9 @@ use super::error::{ConfigErrors, Location, suggestion};
 use super::mcp_servers::{McpServers, mcp_section};
 use super::pipeline::{PipelineConfig, load_pipeline};
 use super::worker::{WorkerConfig, load_worker};
-use super::yaml::{Decoder, MapReader, Node, index, location, parse_document, read_source};
+use super::yaml::{
+    Decoder, MapReader, Node, index, location, node_at_pointer, parse_document, read_source,
+};
 use crate::message::ModelTier;
 use crate::name::WorkerName;
 
@@ -322,6 +324,7 @@ pub(crate) fn decode_gateway(d: &mut Decoder, root: &Node<'_>) -> Option<Gateway
     m.finish(d);
     names.report(d);
     let tools = tools?;
+    check_mcp_stages(d, root, &tools);
     Some(GatewayConfig {
         name: name?,
         description,
@@ -335,6 +338,45 @@ pub(crate) fn decode_gateway(d: &mut Decoder, root: &Node<'_>) -> Option<Gateway
         resources,
         source: d.file().to_owned(),
     })
+}
+
+/// Each `mcp_tool` stage of a pipeline this gateway serves needs `tools.mcp_servers`, and
+/// a `server.tool` name needs that server (a bare name is checked when the tool is called).
+fn check_mcp_stages(d: &mut Decoder, root: &Node<'_>, tools: &Tools) {
+    for (i, entry) in tools.pipelines.iter().enumerate() {
+        let path = format!("tools.pipelines[{i}]");
+        let node = node_at_pointer(root, &format!("/tools/pipelines/{i}"));
+        for stage in &entry.pipeline.stages {
+            let Some(tool) = &stage.mcp_tool else {
+                continue;
+            };
+            let what = format!(
+                "pipeline '{}' stage '{}' calls MCP tool '{tool}'",
+                entry.pipeline.name, stage.name
+            );
+            let Some(mcp) = &tools.mcp_servers else {
+                d.error(
+                    node,
+                    &path,
+                    format!("{what}, but tools.mcp_servers is not set"),
+                );
+                continue;
+            };
+            let servers = mcp.servers.iter().map(|s| s.name.as_str());
+            if let Some((server, _)) = tool.split_once('.')
+                && !mcp.servers.iter().any(|s| s.name == server)
+            {
+                d.error(
+                    node,
+                    &path,
+                    format!(
+                        "{what}, but tools.mcp_servers has no server '{server}'{}",
+                        suggestion(server, servers)
+                    ),
+                );
+            }
+        }
+    }
 }
 
 #[derive(Default)]

@@ -161,3 +161,38 @@ fn pipeline_stages_call_mcp_tools_instead_of_workers() {
         ]
     );
 }
+
+#[test]
+fn gateway_checks_the_servers_of_mcp_tool_stages() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(
+        dir.path(),
+        "p.yaml",
+        "name: fed\npipeline_stages:\n  - {name: status, mcp_tool: gti.git_status}\n  - {name: log, mcp_tool: git_log}\n",
+    );
+    let none = write(
+        dir.path(),
+        "none.yaml",
+        "name: gw\ntools:\n  pipelines:\n    - {config: p.yaml, name: fed}\n",
+    );
+    let errors = load_gateway(&none).expect_err("invalid");
+    assert_eq!(
+        lines(&errors, dir.path()),
+        [
+            "none.yaml:4:7: tools.pipelines[0]: pipeline 'fed' stage 'log' calls MCP tool 'git_log', but tools.mcp_servers is not set",
+            "none.yaml:4:7: tools.pipelines[0]: pipeline 'fed' stage 'status' calls MCP tool 'gti.git_status', but tools.mcp_servers is not set",
+        ]
+    );
+    let typo = write(
+        dir.path(),
+        "typo.yaml",
+        "name: gw\ntools:\n  pipelines:\n    - {config: p.yaml, name: fed}\n  mcp_servers:\n    git: {command: uvx}\n",
+    );
+    let errors = load_gateway(&typo).expect_err("invalid");
+    assert_eq!(
+        lines(&errors, dir.path()),
+        [
+            "typo.yaml:4:7: tools.pipelines[0]: pipeline 'fed' stage 'status' calls MCP tool 'gti.git_status', but tools.mcp_servers has no server 'gti'; did you mean 'git'?"
+        ]
+    );
+}
