@@ -441,18 +441,28 @@ async fn upstream_list_changes_and_cancellations_are_relayed() {
 }
 
 #[tokio::test]
-async fn a_dead_upstream_is_left_out_and_comes_back_with_list_changed() {
+async fn a_dead_modern_upstream_is_left_out_and_comes_back_with_list_changed() {
+    dead_upstream_comes_back(Background::modern_http, "add").await;
+}
+
+/// server-everything keeps 2025-11-25 sessions: after its restart the gateway's old
+/// session is unknown to it, so the gateway must open a new one.
+#[tokio::test]
+async fn a_dead_session_upstream_is_left_out_and_comes_back_with_list_changed() {
+    dead_upstream_comes_back(Background::everything_http, "get-sum").await;
+}
+
+/// An upstream started by `start` on a port, killed and restarted while a client of each
+/// era stays connected; `tool` adds `a` and `b`.
+async fn dead_upstream_comes_back(start: fn(u16) -> Background, tool: &str) {
     let port = free_port();
     let dead_port = free_port();
-    let mut upstream = Background::modern_http(port);
-    assert!(
-        wait_for_port(port, WAIT).await,
-        "the modern fixture listens"
-    );
+    let mut upstream = start(port);
+    assert!(wait_for_port(port, WAIT).await, "the upstream listens");
     let served = serve(
         |_| {
             format!(
-                "    modern: {{url: 'http://127.0.0.1:{port}/mcp'}}\n    never: {{url: 'http://127.0.0.1:{dead_port}/mcp'}}\n"
+                "    upstream: {{url: 'http://127.0.0.1:{port}/mcp'}}\n    never: {{url: 'http://127.0.0.1:{dead_port}/mcp'}}\n"
             )
         },
         Duration::from_millis(300),
@@ -467,20 +477,17 @@ async fn a_dead_upstream_is_left_out_and_comes_back_with_list_changed() {
     )
     .await
     .expect("listen");
-    // Fail-open at start: `never` is down, `modern` serves.
+    // Fail-open at start: `never` is down, `upstream` serves.
     let names = tool_names(&legacy).await;
-    assert!(names.iter().any(|n| n == "add"), "{names:?}");
-    let sum = within(
-        "add",
-        legacy.call_tool(call("add", json!({"a": 2, "b": 3}))),
-    )
-    .await
-    .expect("call");
+    assert!(names.iter().any(|n| n == tool), "{names:?}");
+    let sum = within("add", legacy.call_tool(call(tool, json!({"a": 2, "b": 3}))))
+        .await
+        .expect("call");
     assert!(text_of(&sum).contains('5'), "{sum:?}");
 
     upstream.kill();
     within("tools removed", async {
-        while tool_names(&legacy).await.iter().any(|n| n == "add") {
+        while tool_names(&legacy).await.iter().any(|n| n == tool) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
@@ -501,10 +508,10 @@ async fn a_dead_upstream_is_left_out_and_comes_back_with_list_changed() {
         .expect("call");
     assert_eq!(mesh.is_error, Some(false));
 
-    let _upstream = Background::modern_http(port);
-    assert!(wait_for_port(port, WAIT).await, "the fixture is back");
+    let _upstream = start(port);
+    assert!(wait_for_port(port, WAIT).await, "the upstream is back");
     within("tools back", async {
-        while !tool_names(&modern).await.iter().any(|n| n == "add") {
+        while !tool_names(&modern).await.iter().any(|n| n == tool) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
@@ -525,7 +532,7 @@ async fn a_dead_upstream_is_left_out_and_comes_back_with_list_changed() {
     .await;
     let sum = within(
         "add again",
-        modern.call_tool(call("add", json!({"a": 4, "b": 5}))),
+        modern.call_tool(call(tool, json!({"a": 4, "b": 5}))),
     )
     .await
     .expect("call");
