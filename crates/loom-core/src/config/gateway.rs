@@ -340,8 +340,9 @@ pub(crate) fn decode_gateway(d: &mut Decoder, root: &Node<'_>) -> Option<Gateway
     })
 }
 
-/// Each `mcp_tool` stage of a pipeline this gateway serves needs `tools.mcp_servers`, and
-/// a `server.tool` name needs that server (a bare name is checked when the tool is called).
+/// Each `mcp_tool` stage of a pipeline this gateway serves needs MCP servers
+/// (`tools.mcp_servers`, else the pipeline's own `mcp_servers`), and a `server.tool` name
+/// needs that server (a bare name is checked when the tool is called).
 fn check_mcp_stages(d: &mut Decoder, root: &Node<'_>, tools: &Tools) {
     for (i, entry) in tools.pipelines.iter().enumerate() {
         let path = format!("tools.pipelines[{i}]");
@@ -354,11 +355,19 @@ fn check_mcp_stages(d: &mut Decoder, root: &Node<'_>, tools: &Tools) {
                 "pipeline '{}' stage '{}' calls MCP tool '{tool}'",
                 entry.pipeline.name, stage.name
             );
-            let Some(mcp) = &tools.mcp_servers else {
+            // The gateway's servers when it has some (an embedded mesh uses them), else
+            // the pipeline's own (`loom pipeline` uses them).
+            let Some(mcp) = tools
+                .mcp_servers
+                .as_ref()
+                .or(entry.pipeline.mcp_servers.as_ref())
+            else {
                 d.error(
                     node,
                     &path,
-                    format!("{what}, but tools.mcp_servers is not set"),
+                    format!(
+                        "{what}, but neither tools.mcp_servers nor the pipeline's mcp_servers is set"
+                    ),
                 );
                 continue;
             };
@@ -370,7 +379,7 @@ fn check_mcp_stages(d: &mut Decoder, root: &Node<'_>, tools: &Tools) {
                     node,
                     &path,
                     format!(
-                        "{what}, but tools.mcp_servers has no server '{server}'{}",
+                        "{what}, but there is no MCP server '{server}'{}",
                         suggestion(server, servers)
                     ),
                 );

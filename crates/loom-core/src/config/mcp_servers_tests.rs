@@ -179,8 +179,8 @@ fn gateway_checks_the_servers_of_mcp_tool_stages() {
     assert_eq!(
         lines(&errors, dir.path()),
         [
-            "none.yaml:4:7: tools.pipelines[0]: pipeline 'fed' stage 'log' calls MCP tool 'git_log', but tools.mcp_servers is not set",
-            "none.yaml:4:7: tools.pipelines[0]: pipeline 'fed' stage 'status' calls MCP tool 'gti.git_status', but tools.mcp_servers is not set",
+            "none.yaml:4:7: tools.pipelines[0]: pipeline 'fed' stage 'log' calls MCP tool 'git_log', but neither tools.mcp_servers nor the pipeline's mcp_servers is set",
+            "none.yaml:4:7: tools.pipelines[0]: pipeline 'fed' stage 'status' calls MCP tool 'gti.git_status', but neither tools.mcp_servers nor the pipeline's mcp_servers is set",
         ]
     );
     let typo = write(
@@ -192,7 +192,7 @@ fn gateway_checks_the_servers_of_mcp_tool_stages() {
     assert_eq!(
         lines(&errors, dir.path()),
         [
-            "typo.yaml:4:7: tools.pipelines[0]: pipeline 'fed' stage 'status' calls MCP tool 'gti.git_status', but tools.mcp_servers has no server 'gti'; did you mean 'git'?"
+            "typo.yaml:4:7: tools.pipelines[0]: pipeline 'fed' stage 'status' calls MCP tool 'gti.git_status', but there is no MCP server 'gti'; did you mean 'git'?"
         ]
     );
 }
