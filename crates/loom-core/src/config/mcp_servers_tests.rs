@@ -195,4 +195,16 @@ fn gateway_checks_the_servers_of_mcp_tool_stages() {
             "typo.yaml:4:7: tools.pipelines[0]: pipeline 'fed' stage 'status' calls MCP tool 'gti.git_status', but there is no MCP server 'gti'; did you mean 'git'?"
         ]
     );
+    // A pipeline with its own servers is fine without the gateway's.
+    write(
+        dir.path(),
+        "own.yaml",
+        "name: own\nmcp_servers:\n  git: {command: uvx}\npipeline_stages:\n  - {name: status, mcp_tool: git.git_status}\n",
+    );
+    let own = write(
+        dir.path(),
+        "own_gw.yaml",
+        "name: gw\ntools:\n  pipelines:\n    - {config: own.yaml, name: own}\n",
+    );
+    load_gateway(&own).expect("the pipeline brings its servers");
 }
