@@ -16,10 +16,10 @@ use rmcp::model::{
     GetPromptRequestMethod, GetPromptRequestParams, GetPromptResponse, Implementation,
     ListPromptsRequestMethod, ListPromptsResult, ListResourceTemplatesRequestMethod,
     ListResourceTemplatesResult, ListResourcesRequestMethod, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents,
-    ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, SubscribeRequestParams,
-    SubscriptionFilter, Tool, ToolAnnotations, UnsubscribeRequestParams,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig,
+    SubscribeRequestParams, SubscriptionFilter, Tool, ToolAnnotations, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
 use rmcp::{Peer, ServerHandler};
@@ -37,6 +37,31 @@ use crate::upstream::{UpstreamChange, UpstreamError, Upstreams};
 /// Progress notifications buffered per call; a slower client loses intermediate ones,
 /// never the result.
 const PROGRESS_BUFFER: usize = 64;
+
+/// Sends the progress reports put into the returned sender to the client as
+/// `notifications/progress` with `token`; the task ends once the sender is dropped and
+/// everything was sent (await it before answering, so progress comes first).
+fn progress_forwarder(
+    token: ProgressToken,
+    peer: Peer<RoleServer>,
+) -> (mpsc::Sender<Progress>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Progress>(PROGRESS_BUFFER);
+    let task = tokio::spawn(async move {
+        while let Some(p) = rx.recv().await {
+            let mut param = ProgressNotificationParam::new(token.clone(), p.progress);
+            if let Some(total) = p.total {
+                param = param.with_total(total);
+            }
+            if let Some(m) = p.message {
+                param = param.with_message(m);
+            }
+            if peer.notify_progress(param).await.is_err() {
+                break;
+            }
+        }
+    });
+    (tx, task)
+}
 
 /// The gateway's `ServerHandler`. Cheap to clone: the streamable HTTP transport builds
 /// one per session (legacy clients) or per request (modern clients).
@@ -421,7 +446,30 @@ impl ServerHandler for McpHandler {
         let Some(tool) = self.shared.catalog.get(&name).cloned() else {
             if let Some(upstreams) = &self.shared.upstreams {
                 let arguments = request.arguments.clone().unwrap_or_default();
-                if let Some(outcome) = upstreams.call(&name, arguments, context.ct.clone()).await {
+                // The client's progress token gets the upstream's progress reports.
+                let (progress, forwarder) = match context.meta.get_progress_token() {
+                    Some(token) => {
+                        let (tx, task) = progress_forwarder(token, context.peer.clone());
+                        let sink: loom_mcp::ProgressCallback =
+                            Arc::new(move |p: loom_mcp::Progress| {
+                                let _ = tx.try_send(Progress {
+                                    progress: p.progress,
+                                    total: p.total,
+                                    message: p.message,
+                                });
+                            });
+                        (Some(sink), Some(task))
+                    }
+                    None => (None, None),
+                };
+                let outcome = upstreams
+                    .call(&name, arguments, progress, context.ct.clone())
+                    .await;
+                // Progress must reach the client before the result does.
+                if let Some(task) = forwarder {
+                    let _ = task.await;
+                }
+                if let Some(outcome) = outcome {
                     return Ok(match outcome {
                         Ok(result) => result.into(),
                         Err(e) => {
@@ -472,23 +520,7 @@ impl ServerHandler for McpHandler {
             };
             let (progress_tx, forwarder) = match token {
                 Some(token) => {
-                    let (tx, mut rx) = mpsc::channel::<Progress>(PROGRESS_BUFFER);
-                    let peer = context.peer.clone();
-                    let task = tokio::spawn(async move {
-                        while let Some(p) = rx.recv().await {
-                            let mut param =
-                                ProgressNotificationParam::new(token.clone(), p.progress);
-                            if let Some(total) = p.total {
-                                param = param.with_total(total);
-                            }
-                            if let Some(m) = p.message {
-                                param = param.with_message(m);
-                            }
-                            if peer.notify_progress(param).await.is_err() {
-                                break;
-                            }
-                        }
-                    });
+                    let (tx, task) = progress_forwarder(token, context.peer.clone());
                     (Some(tx), Some(task))
                 }
                 None => (None, None),

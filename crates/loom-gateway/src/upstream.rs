@@ -12,7 +12,9 @@
 //! `notifications/*/list_changed` (legacy peers and modern `subscriptions/listen` alike).
 //!
 //! A cancelled downstream call drops the upstream request, which sends
-//! `notifications/cancelled` upstream (rmcp's cancel-on-drop).
+//! `notifications/cancelled` upstream (rmcp's cancel-on-drop). A call whose client gave
+//! a progress token is sent upstream with one, and the upstream's progress reports are
+//! relayed to the client's token, in order, before the result.
 
 mod convert;
 
@@ -21,7 +23,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use loom_core::config::{McpServerConfig, McpServers};
-use loom_mcp::{McpError, Registry, RegistryOptions};
+use loom_mcp::{McpError, ProgressCallback, Registry, RegistryOptions};
 use rmcp::model::{CallToolResult, GetPromptResult, Prompt, ReadResourceResult, Resource, Tool};
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
@@ -250,16 +252,29 @@ impl Upstreams {
     }
 
     /// Calls re-exported tool `name`; `None` when no upstream tool is listed under it.
-    /// The upstream's result is returned as it is (its own `isError` included).
+    /// The upstream's result is returned as it is (its own `isError` included). With
+    /// `progress`, the upstream request carries a progress token and its reports go
+    /// there, in order, before this returns.
     pub async fn call(
         &self,
         name: &str,
         arguments: Map<String, Value>,
+        progress: Option<ProgressCallback>,
         ct: CancellationToken,
     ) -> Option<Result<CallToolResult, UpstreamError>> {
         let (server, tool) = self.inner.table().routes.get(name).cloned()?;
         let qualified = format!("{server}.{tool}");
-        let call = self.inner.registry.call_result(&qualified, arguments);
+        let registry = &self.inner.registry;
+        let call = async {
+            match progress {
+                Some(progress) => {
+                    registry
+                        .call_result_with_progress(&qualified, arguments, progress)
+                        .await
+                }
+                None => registry.call_result(&qualified, arguments).await,
+            }
+        };
         // Dropping `call` on cancel sends notifications/cancelled upstream.
         let outcome = tokio::select! {
             r = call => r.map_err(|source| UpstreamError::Call {

@@ -4,6 +4,7 @@
 
 mod handler;
 mod http;
+mod progress;
 mod stdio;
 
 use std::sync::Arc;
@@ -11,24 +12,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, GetPromptRequestParams,
-    GetPromptResult, Prompt, ProtocolVersion, ReadResourceRequestParams, ReadResourceResult,
-    Resource, ServerNotification, SubscriptionFilter, Tool,
+    CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult,
+    CancelledNotification, CancelledNotificationParam, ClientNotification, ClientRequest,
+    GetPromptRequestParams, GetPromptResult, Prompt, ProtocolVersion, ReadResourceRequestParams,
+    ReadResourceResult, RequestId, Resource, ServerNotification, ServerResult, SubscriptionFilter,
+    Tool,
 };
 use rmcp::service::{
     ClientCacheConfig, ClientInitializeError, ClientLifecycleMode, ClientServiceExt, Peer,
-    RoleClient, RunningService, ServiceError,
+    PeerRequestOptions, RoleClient, RunningService, ServiceError,
 };
+use rmcp::transport::async_rw::AsyncRwTransport;
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
 pub use handler::{Change, ChangeCallback, SAMPLING_MODEL};
+pub use progress::{Progress, ProgressCallback};
 pub use stdio::INHERITED_ENV;
 
 use crate::error::McpError;
 use crate::spec::{ServerSpec, Transport};
 use handler::Handler;
+use progress::{Routes, Tap};
 use stdio::StdioChild;
 
 /// Timeouts of a [`Client`]. Every value is valid, so the fields are public.
@@ -200,7 +206,24 @@ impl Client {
         name: &str,
         arguments: Map<String, Value>,
     ) -> Result<CallToolResult, McpError> {
-        self.connection().await?.call_tool(name, arguments).await
+        self.connection()
+            .await?
+            .call_tool(name, &arguments, None)
+            .await
+    }
+
+    /// [`Client::call_tool`] with a progress token: the server's progress reports for
+    /// this call go to `progress`, in order, before the result is returned.
+    pub async fn call_tool_with_progress(
+        &self,
+        name: &str,
+        arguments: Map<String, Value>,
+        progress: ProgressCallback,
+    ) -> Result<CallToolResult, McpError> {
+        self.connection()
+            .await?
+            .call_tool(name, &arguments, Some(&progress))
+            .await
     }
 
     /// The server's resources (all pages; empty when it offers none).
@@ -230,6 +253,7 @@ impl Client {
     async fn open(&self) -> Result<Connection, McpError> {
         let generation = self.generations.fetch_add(1, Ordering::SeqCst) + 1;
         let server = self.spec.name().to_owned();
+        let routes = Routes::default();
         let handler = Handler {
             server: server.clone(),
             on_change: self.on_change.clone(),
@@ -254,11 +278,13 @@ impl Client {
             } => {
                 let spawned = stdio::spawn(&server, command, args, env, cwd.as_ref())?;
                 let child = spawned.child;
+                let transport = Tap {
+                    inner: AsyncRwTransport::<RoleClient, _, _>::new(spawned.stdout, spawned.stdin),
+                    routes: routes.clone(),
+                };
                 let served = tokio::time::timeout(
                     init,
-                    handler
-                        .clone()
-                        .serve_with_lifecycle((spawned.stdout, spawned.stdin), lifecycle),
+                    handler.clone().serve_with_lifecycle(transport, lifecycle),
                 )
                 .await;
                 let service = match served {
@@ -284,7 +310,10 @@ impl Client {
                 headers,
                 timeout,
             } => {
-                let transport = http::transport(&server, url, headers, *timeout)?;
+                let transport = Tap {
+                    inner: http::transport(&server, url, headers, *timeout)?,
+                    routes: routes.clone(),
+                };
                 let service = tokio::time::timeout(
                     init.min(*timeout),
                     handler.clone().serve_with_lifecycle(transport, lifecycle),
@@ -323,6 +352,7 @@ impl Client {
             listener,
             call_timeout,
             is_http,
+            routes,
         })
     }
 }
@@ -447,6 +477,8 @@ pub(crate) struct Connection {
     listener: Option<JoinHandle<()>>,
     call_timeout: Duration,
     is_http: bool,
+    /// Where the progress reports of calls in flight go.
+    routes: Routes,
 }
 
 impl Connection {
@@ -538,17 +570,27 @@ impl Connection {
             .await
     }
 
+    /// Calls tool `name`; with `progress`, the request carries a progress token whose
+    /// reports go there.
     pub(crate) async fn call_tool(
         &self,
         name: &str,
-        arguments: Map<String, Value>,
+        arguments: &Map<String, Value>,
+        progress: Option<&ProgressCallback>,
     ) -> Result<CallToolResult, McpError> {
         let operation = Operation::on("tools/call", name);
-        let params = CallToolRequestParams::new(name.to_owned()).with_arguments(arguments);
-        match self
-            .request(operation, self.peer.call_tool_once(params))
-            .await?
-        {
+        let params = CallToolRequestParams::new(name.to_owned()).with_arguments(arguments.clone());
+        let response = match progress {
+            None => {
+                self.request(operation, self.peer.call_tool_once(params))
+                    .await?
+            }
+            Some(progress) => {
+                self.request(operation, self.call_with_progress(params, progress.clone()))
+                    .await?
+            }
+        };
+        match response {
             CallToolResponse::Complete(result) => Ok(result),
             _ => Err(McpError::Protocol {
                 server: self.server.clone(),
@@ -558,6 +600,37 @@ impl Connection {
                     "the server asked for input or started a task, which Loom does not support yet"
                         .into(),
             }),
+        }
+    }
+
+    /// `tools/call` with rmcp's progress token routed to `progress` while the response is
+    /// awaited. Dropped before the response, it sends `notifications/cancelled`.
+    async fn call_with_progress(
+        &self,
+        params: CallToolRequestParams,
+        progress: ProgressCallback,
+    ) -> Result<CallToolResponse, ServiceError> {
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let handle = self
+            .peer
+            .send_request_with_option(request, PeerRequestOptions::no_options())
+            .await?;
+        let _route = self
+            .routes
+            .register(handle.progress_token.clone(), progress);
+        let mut abandoned = Abandoned {
+            peer: self.peer.clone(),
+            id: Some(handle.id.clone()),
+        };
+        let result = handle.await_response().await;
+        abandoned.id = None;
+        match result? {
+            ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
+            ServerResult::InputRequiredResult(result) => {
+                Ok(CallToolResponse::InputRequired(result))
+            }
+            ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
+            _ => Err(ServiceError::UnexpectedResponse),
         }
     }
 
@@ -632,6 +705,34 @@ impl Connection {
             child.shutdown(grace).await;
         }
         tracing::debug!(server = %self.server, generation = self.generation, "Closed MCP connection.");
+    }
+}
+
+/// Armed while a response is awaited: dropped armed (a timeout, a cancelled caller), it
+/// tells the server the request is abandoned, as rmcp's own requests do.
+struct Abandoned {
+    peer: Peer<RoleClient>,
+    id: Option<RequestId>,
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let peer = self.peer.clone();
+        runtime.spawn(async move {
+            let notification = CancelledNotification::new(CancelledNotificationParam::new(
+                Some(id),
+                Some("request abandoned by the caller".to_owned()),
+            ));
+            let _ = peer
+                .send_notification(ClientNotification::CancelledNotification(notification))
+                .await;
+        });
     }
 }
 

@@ -41,7 +41,7 @@ pub mod registry;
 pub mod retry;
 pub mod spec;
 
-pub use client::{Change, Client, ClientOptions};
+pub use client::{Change, Client, ClientOptions, Progress, ProgressCallback};
 pub use config::{ServersFileError, load_servers_file};
 pub use error::McpError;
 pub use naming::PrefixMode;

@@ -13,7 +13,7 @@ use rmcp::model::Tool;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
-use crate::client::{Change, Client, ClientOptions, Connection};
+use crate::client::{Change, Client, ClientOptions, Connection, ProgressCallback};
 use crate::error::McpError;
 use crate::naming::{Item, Names, PrefixMode};
 use crate::output;
@@ -56,6 +56,10 @@ pub struct ToolInfo {
     /// Whether it may be destructive: `destructiveHint` when given, else
     /// `readOnlyHint == false`, else (no annotations) not destructive.
     pub destructive: bool,
+    /// The server's own definition, as listed (its name is the server's, not
+    /// [`ToolInfo::name`]): title, output schema, annotations and all, for a gateway that
+    /// re-exports the tool.
+    pub definition: Tool,
 }
 
 /// A resource as the registry lists it.
@@ -321,6 +325,28 @@ impl Registry {
         name: &str,
         arguments: Map<String, Value>,
     ) -> Result<rmcp::model::CallToolResult, McpError> {
+        self.call_result_inner(name, arguments, None).await
+    }
+
+    /// [`Registry::call_result`] with a progress token: the server's progress reports
+    /// for this call go to `progress`, in the server's order, before the result returns.
+    /// Dropping the future cancels the call on the server and stops the reports.
+    pub async fn call_result_with_progress(
+        &self,
+        name: &str,
+        arguments: Map<String, Value>,
+        progress: ProgressCallback,
+    ) -> Result<rmcp::model::CallToolResult, McpError> {
+        self.call_result_inner(name, arguments, Some(progress))
+            .await
+    }
+
+    async fn call_result_inner(
+        &self,
+        name: &str,
+        arguments: Map<String, Value>,
+        progress: Option<ProgressCallback>,
+    ) -> Result<rmcp::model::CallToolResult, McpError> {
         self.inner.prepare().await;
         let (index, tool) = {
             let state = self.inner.lock();
@@ -333,18 +359,14 @@ impl Registry {
             (*server, tool.name.to_string())
         };
         let inner = &self.inner;
-        let result = retry_rate_limited(&inner.options.retry, || {
-            let arguments = arguments.clone();
-            let tool = tool.clone();
-            async move {
-                inner
-                    .with_reconnect(index, move |conn| {
-                        let arguments = arguments.clone();
-                        let tool = tool.clone();
-                        async move { conn.call_tool(&tool, arguments).await }
-                    })
-                    .await
-            }
+        // Every attempt borrows the arguments; the request clones them once.
+        let (arguments, tool, progress) = (&arguments, tool.as_str(), progress.as_ref());
+        let result = retry_rate_limited(&inner.options.retry, || async move {
+            inner
+                .with_reconnect(index, move |conn| async move {
+                    conn.call_tool(tool, arguments, progress).await
+                })
+                .await
         })
         .await?;
         Ok(result)
@@ -567,6 +589,7 @@ fn tool_info(servers: &[String], (server, tool): &(usize, Tool), display: &str) 
         description: tool.description.as_deref().unwrap_or_default().to_owned(),
         input_schema: schema,
         destructive,
+        definition: tool.clone(),
     }
 }
 

@@ -1,20 +1,17 @@
 //! From loom-mcp's registry types to rmcp's MCP types.
 
 use loom_mcp::{PromptInfo, ResourceInfo, ToolInfo};
-use rmcp::model::{
-    GetPromptResult, Prompt, PromptArgument, PromptMessage, Resource, Role, Tool, ToolAnnotations,
-};
-use serde_json::{Map, Value};
+use rmcp::model::{GetPromptResult, Prompt, PromptArgument, PromptMessage, Resource, Role, Tool};
+use serde_json::Value;
 
-/// The MCP definition of an upstream tool listed as `name`.
+/// The MCP definition of an upstream tool listed as `name`: the upstream's own
+/// (input and output schemas, title, annotations, icons, `_meta`), renamed. An input
+/// schema that is not an object schema becomes `{"type": "object"}`.
 pub(super) fn tool(name: &str, info: &ToolInfo) -> Tool {
-    let schema = match &info.input_schema {
-        Value::Object(map) => map.clone(),
-        _ => Map::new(),
-    };
-    let mut tool = Tool::new(name.to_owned(), info.description.clone(), schema);
-    if info.destructive {
-        tool = tool.with_annotations(ToolAnnotations::new().destructive(true));
+    let mut tool = info.definition.clone();
+    tool.name = name.to_owned().into();
+    if let Value::Object(schema) = &info.input_schema {
+        tool.input_schema = std::sync::Arc::new(schema.clone());
     }
     tool
 }

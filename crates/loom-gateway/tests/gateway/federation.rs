@@ -17,8 +17,9 @@ use loom_testkit::mcp_servers::{
     Background, everything_js, free_port, mcp_fixture, mcp_server_git, python, wait_for_port,
 };
 use rmcp::model::{
-    CallToolRequestParams, ClientConfig, ClientRequest, GetPromptRequestParams, ProtocolVersion,
-    ReadResourceRequestParams, ResourceContents, ServerNotification, SubscriptionFilter,
+    CallToolRequestParams, ClientConfig, ClientRequest, GetPromptRequestParams,
+    ProgressNotificationParam, ProtocolVersion, ReadResourceRequestParams, ResourceContents,
+    ServerNotification, ServerResult, SubscriptionFilter,
 };
 use rmcp::service::{
     ClientLifecycleMode, ClientServiceExt, NotificationContext, PeerRequestOptions, RoleClient,
@@ -38,15 +39,24 @@ async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
-/// Counts tool-list changes a legacy client is told about.
+/// Counts tool-list changes a legacy client is told about; records progress reports.
 #[derive(Clone, Default)]
 struct Recorder {
     tools_changed: Arc<AtomicUsize>,
+    progress: Arc<std::sync::Mutex<Vec<ProgressNotificationParam>>>,
 }
 
 impl ClientHandler for Recorder {
     async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
         self.tools_changed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
+        self.progress.lock().expect("lock").push(params);
     }
 
     fn get_info(&self) -> ClientConfig {
@@ -167,13 +177,17 @@ async fn legacy_client(url: &str, recorder: Recorder) -> RunningService<RoleClie
 }
 
 async fn modern_client(url: &str) -> RunningService<RoleClient, Recorder> {
+    modern_client_with(url, Recorder::default()).await
+}
+
+async fn modern_client_with(url: &str, recorder: Recorder) -> RunningService<RoleClient, Recorder> {
     let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
     let lifecycle = ClientLifecycleMode::Discover {
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
     };
     within(
         "discover",
-        Recorder::default().serve_with_lifecycle(transport, lifecycle),
+        recorder.serve_with_lifecycle(transport, lifecycle),
     )
     .await
     .expect("modern client connects")
@@ -369,6 +383,115 @@ async fn upstream_tools_resources_and_prompts_sit_beside_the_mesh_in_both_eras()
         1,
         "the fixture was initialized once"
     );
+}
+
+/// An upstream's progress reports reach the calling client's own progress token, in
+/// order, for both eras; upstream tool definitions keep their title, output schema and
+/// annotations.
+#[tokio::test]
+async fn upstream_progress_and_tool_definitions_pass_through_in_both_eras() {
+    let served = serve(
+        |_| {
+            format!(
+                "    everything:\n      command: node\n      args: [{}, stdio]\n",
+                everything_js()
+            )
+        },
+        Duration::from_secs(30),
+    )
+    .await;
+    for era in ["2025-11-25", "2026-07-28"] {
+        let recorder = Recorder::default();
+        let client = match era {
+            "2025-11-25" => legacy_client(&served.url, recorder.clone()).await,
+            _ => modern_client_with(&served.url, recorder.clone()).await,
+        };
+        let tools = within("tools/list", client.list_all_tools())
+            .await
+            .expect("tools");
+        let structured = tools
+            .iter()
+            .find(|t| t.name == "get-structured-content")
+            .expect("get-structured-content listed");
+        assert_eq!(
+            structured.title.as_deref(),
+            Some("Get Structured Content Tool"),
+            "{era}"
+        );
+        let output = structured
+            .output_schema
+            .as_ref()
+            .expect("outputSchema kept");
+        for field in ["temperature", "conditions", "humidity"] {
+            assert!(
+                output["properties"].get(field).is_some(),
+                "{era}: {field} in {output:?}"
+            );
+        }
+        let annotations = structured.annotations.as_ref().expect("annotations kept");
+        assert_eq!(annotations.read_only_hint, Some(true), "{era}");
+        assert_eq!(annotations.destructive_hint, Some(false), "{era}");
+        assert_eq!(annotations.idempotent_hint, Some(true), "{era}");
+        assert_eq!(annotations.open_world_hint, Some(false), "{era}");
+        assert!(
+            structured.input_schema.get("properties").is_some(),
+            "{era}: {:?}",
+            structured.input_schema
+        );
+        let weather = within(
+            "get-structured-content",
+            client.call_tool(call(
+                "get-structured-content",
+                json!({"location": "Chicago"}),
+            )),
+        )
+        .await
+        .expect("call");
+        assert!(weather.structured_content.is_some(), "{era}: {weather:?}");
+
+        // rmcp gives every request a progress token; the gateway relays the upstream's
+        // reports to it.
+        let handle = within(
+            "long-running call",
+            client.peer().send_request_with_option(
+                ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(call(
+                    "trigger-long-running-operation",
+                    json!({"duration": 0.6, "steps": 3}),
+                ))),
+                PeerRequestOptions::no_options(),
+            ),
+        )
+        .await
+        .expect("sent");
+        let token = handle.progress_token.clone();
+        let result = within("long-running result", handle.await_response())
+            .await
+            .expect("result");
+        let ServerResult::CallToolResult(result) = result else {
+            panic!("{era}: not a tool result: {result:?}");
+        };
+        assert!(text_of(&result).contains("Steps: 3"), "{era}: {result:?}");
+        // Notifications are handled in tasks of their own on the client side; wait for
+        // the last one.
+        within("three progress reports", async {
+            while recorder.progress.lock().expect("lock").len() < 3 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        let reports = recorder.progress.lock().expect("lock").clone();
+        let seen: Vec<(f64, Option<f64>)> = reports.iter().map(|p| (p.progress, p.total)).collect();
+        assert_eq!(
+            seen,
+            [(1.0, Some(3.0)), (2.0, Some(3.0)), (3.0, Some(3.0))],
+            "{era}"
+        );
+        assert!(
+            reports.iter().all(|p| p.progress_token == token),
+            "{era}: {reports:?} for {token:?}"
+        );
+        client.cancel().await.expect("close");
+    }
 }
 
 #[tokio::test]

@@ -2,8 +2,9 @@
 //! 2026-07-28 server on the official Python SDK.
 
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
-use loom_mcp::{Registry, ServerSpec};
+use loom_mcp::{Progress, ProgressCallback, Registry, ServerSpec};
 use serde_json::{Map, Value, json};
 
 use crate::common::*;
@@ -173,5 +174,95 @@ async fn a_modern_python_server_negotiates_2026_07_28() {
         .await
         .expect("add");
     assert!(out.text.contains("42"), "{}", out.text);
+    within("close", registry.close()).await;
+}
+
+/// `call_result_with_progress` relays server-everything's progress reports, in order and
+/// all before the result, over stdio and HTTP; the tool list keeps each tool's own
+/// definition (title, output schema, annotations).
+#[tokio::test]
+async fn progress_reports_arrive_in_order_before_the_result_and_definitions_are_kept() {
+    let port = free_port();
+    let _server = Background(
+        Command::new("node")
+            .args([everything_js(), "streamableHttp".into()])
+            .env("PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start server-everything"),
+    );
+    wait_for_port(port).await;
+    let hosted = ServerSpec::http(
+        "hosted",
+        format!("http://127.0.0.1:{port}/mcp"),
+        [("X-Loom-Test", "1")],
+        None,
+    )
+    .expect("spec");
+    let registry = Registry::with_options([everything_spec("local"), hosted], quick_options())
+        .expect("registry");
+    let tools = within("tools", registry.tools()).await;
+    assert!(
+        registry.unavailable().is_empty(),
+        "{:?}",
+        registry.unavailable()
+    );
+    let structured = tools
+        .iter()
+        .find(|t| t.name == "local.get-structured-content")
+        .expect("listed");
+    let definition = &structured.definition;
+    assert_eq!(definition.name, "get-structured-content");
+    assert_eq!(
+        definition.title.as_deref(),
+        Some("Get Structured Content Tool")
+    );
+    assert!(definition.output_schema.is_some());
+    let annotations = definition.annotations.as_ref().expect("annotations");
+    assert_eq!(annotations.idempotent_hint, Some(true));
+    assert!(!structured.destructive);
+
+    for server in ["local", "hosted"] {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink: ProgressCallback = {
+            let seen = seen.clone();
+            Arc::new(move |p: Progress| seen.lock().expect("lock").push(p))
+        };
+        let result = within(
+            "long-running operation",
+            registry.call_result_with_progress(
+                &format!("{server}.trigger-long-running-operation"),
+                args(json!({"duration": 0.6, "steps": 3})),
+                sink,
+            ),
+        )
+        .await
+        .expect("call");
+        assert_ne!(result.is_error, Some(true), "{server}: {result:?}");
+        // Delivered as the transport read them: all of them before the result.
+        let seen: Vec<(f64, Option<f64>)> = seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|p| (p.progress, p.total))
+            .collect();
+        assert_eq!(
+            seen,
+            [(1.0, Some(3.0)), (2.0, Some(3.0)), (3.0, Some(3.0))],
+            "{server}"
+        );
+        // Without a sink the server gets a token too (rmcp's), but nobody hears it.
+        let plain = within(
+            "plain call",
+            registry.call_result(
+                &format!("{server}.trigger-long-running-operation"),
+                args(json!({"duration": 0.2, "steps": 2})),
+            ),
+        )
+        .await
+        .expect("call");
+        assert_ne!(plain.is_error, Some(true), "{server}");
+    }
     within("close", registry.close()).await;
 }
