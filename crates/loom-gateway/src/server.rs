@@ -598,8 +598,12 @@ impl ServerHandler for McpHandler {
                 ListResourceTemplatesRequestMethod,
             >());
         }
-        // Workspace files are listed one by one; there are no templates.
-        Ok(ListResourceTemplatesResult::default()
+        // Workspace files are listed one by one; only upstreams have templates.
+        let templates = match &self.shared.upstreams {
+            Some(upstreams) => upstreams.resource_templates().await,
+            None => Vec::new(),
+        };
+        Ok(ListResourceTemplatesResult::with_all_items(templates)
             .with_ttl_ms(0)
             .with_cache_scope(CacheScope::Private))
     }

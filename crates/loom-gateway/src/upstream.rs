@@ -24,7 +24,9 @@ use std::time::Duration;
 
 use loom_core::config::{McpServerConfig, McpServers};
 use loom_mcp::{McpError, ProgressCallback, Registry, RegistryOptions};
-use rmcp::model::{CallToolResult, GetPromptResult, Prompt, ReadResourceResult, Resource, Tool};
+use rmcp::model::{
+    CallToolResult, GetPromptResult, Prompt, ReadResourceResult, Resource, ResourceTemplate, Tool,
+};
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -295,6 +297,22 @@ impl Upstreams {
             .await
             .into_iter()
             .map(convert::resource)
+            .collect()
+    }
+
+    /// The resource templates of every reachable upstream, each `uriTemplate` prefixed
+    /// with `server:` so that an expansion reads from that upstream.
+    pub async fn resource_templates(&self) -> Vec<ResourceTemplate> {
+        self.inner
+            .registry
+            .resource_templates()
+            .await
+            .into_iter()
+            .map(|info| {
+                let mut template = info.definition;
+                template.uri_template = info.uri_template;
+                template
+            })
             .collect()
     }
 

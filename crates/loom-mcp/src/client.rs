@@ -15,8 +15,8 @@ use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult,
     CancelledNotification, CancelledNotificationParam, ClientNotification, ClientRequest,
     GetPromptRequestParams, GetPromptResult, Prompt, ProtocolVersion, ReadResourceRequestParams,
-    ReadResourceResult, RequestId, Resource, ServerNotification, ServerResult, SubscriptionFilter,
-    Tool,
+    ReadResourceResult, RequestId, Resource, ResourceTemplate, ServerNotification, ServerResult,
+    SubscriptionFilter, Tool,
 };
 use rmcp::service::{
     ClientCacheConfig, ClientInitializeError, ClientLifecycleMode, ClientServiceExt, Peer,
@@ -234,6 +234,11 @@ impl Client {
     /// Reads resource `uri`.
     pub async fn read_resource(&self, uri: &str) -> Result<ReadResourceResult, McpError> {
         self.connection().await?.read_resource(uri).await
+    }
+
+    /// The server's resource templates (all pages; empty when it offers no resources).
+    pub async fn list_resource_templates(&self) -> Result<Vec<ResourceTemplate>, McpError> {
+        self.connection().await?.list_resource_templates().await
     }
 
     /// The server's prompts (all pages; empty when it offers none).
@@ -641,6 +646,17 @@ impl Connection {
         self.request(
             Operation::new("resources/list"),
             self.peer.list_all_resources(),
+        )
+        .await
+    }
+
+    pub(crate) async fn list_resource_templates(&self) -> Result<Vec<ResourceTemplate>, McpError> {
+        if self.capabilities().is_some_and(|c| c.resources.is_none()) {
+            return Ok(Vec::new());
+        }
+        self.request(
+            Operation::new("resources/templates/list"),
+            self.peer.list_all_resource_templates(),
         )
         .await
     }

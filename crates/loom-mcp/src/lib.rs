@@ -46,8 +46,8 @@ pub use config::{ServersFileError, load_servers_file};
 pub use error::McpError;
 pub use naming::PrefixMode;
 pub use registry::{
-    PromptInfo, Registry, RegistryOptions, ResourceInfo, ToolEvent, ToolEventKind, ToolInfo,
-    ToolOutput, Watch,
+    PromptInfo, Registry, RegistryOptions, ResourceInfo, ResourceTemplateInfo, ToolEvent,
+    ToolEventKind, ToolInfo, ToolOutput, Watch,
 };
 pub use retry::retry_rate_limited;
 pub use spec::{SamplingHandler, ServerSpec, SpecError, Transport};

@@ -77,6 +77,18 @@ pub struct ResourceInfo {
     pub mime_type: Option<String>,
 }
 
+/// A resource template as the registry lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceTemplateInfo {
+    /// The server that has it.
+    pub server: String,
+    /// Its URI template prefixed with `server:`, so an expansion is read from that server
+    /// by [`Registry::read_resource`].
+    pub uri_template: String,
+    /// The server's own definition (its `uriTemplate` unprefixed).
+    pub definition: rmcp::model::ResourceTemplate,
+}
+
 /// A prompt as the registry lists it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PromptInfo {
@@ -420,6 +432,38 @@ impl Registry {
             .collect();
         self.inner.lock().resource_owners = owners;
         infos
+    }
+
+    /// The resource templates of every reachable server (pulled afresh), in registry
+    /// order.
+    pub async fn resource_templates(&self) -> Vec<ResourceTemplateInfo> {
+        self.inner.prepare().await;
+        let pulls = join_all(self.inner.reachable().into_iter().map(|i| async move {
+            let listed = self
+                .inner
+                .with_reconnect(
+                    i,
+                    |conn| async move { conn.list_resource_templates().await },
+                )
+                .await;
+            (i, listed)
+        }))
+        .await;
+        let mut all = Vec::new();
+        for (i, listed) in pulls {
+            let server = &self.inner.servers[i];
+            match listed {
+                Ok(templates) => all.extend(templates.into_iter().map(|t| ResourceTemplateInfo {
+                    server: server.clone(),
+                    uri_template: format!("{server}:{}", t.uri_template),
+                    definition: t,
+                })),
+                Err(error) => {
+                    tracing::warn!(server = %server, error = %error, "Cannot list resource templates.")
+                }
+            }
+        }
+        all
     }
 
     /// Reads resource `uri`: a URI one server listed, `server:uri`, or any URI of an

@@ -387,7 +387,7 @@ async fn upstream_tools_resources_and_prompts_sit_beside_the_mesh_in_both_eras()
 
 /// An upstream's progress reports reach the calling client's own progress token, in
 /// order, for both eras; upstream tool definitions keep their title, output schema and
-/// annotations.
+/// annotations; upstream resource templates are listed and their expansions read.
 #[tokio::test]
 async fn upstream_progress_and_tool_definitions_pass_through_in_both_eras() {
     let served = serve(
@@ -448,6 +448,33 @@ async fn upstream_progress_and_tool_definitions_pass_through_in_both_eras() {
         .await
         .expect("call");
         assert!(weather.structured_content.is_some(), "{era}: {weather:?}");
+
+        // Upstream resource templates are re-exported as `server:template`; an expansion
+        // reads from that upstream.
+        let templates = within(
+            "resources/templates/list",
+            client.list_all_resource_templates(),
+        )
+        .await
+        .expect("templates");
+        let text = templates
+            .iter()
+            .find(|t| t.uri_template == "everything:demo://resource/dynamic/text/{resourceId}")
+            .unwrap_or_else(|| panic!("{era}: text template in {templates:?}"));
+        assert!(text.description.is_some(), "{era}: {text:?}");
+        let read = within(
+            "read an expansion",
+            client.read_resource(ReadResourceRequestParams::new(
+                "everything:demo://resource/dynamic/text/7",
+            )),
+        )
+        .await
+        .expect("read");
+        let body = serde_json::to_string(&read.contents).expect("json");
+        assert!(
+            body.contains("demo://resource/dynamic/text/7"),
+            "{era}: {body}"
+        );
 
         // rmcp gives every request a progress token; the gateway relays the upstream's
         // reports to it.
