@@ -26,6 +26,10 @@
 // The table on stdout is what this binary is for.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+// Shared bench helpers; each bench uses only some of them.
+#[allow(dead_code)]
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,14 +40,13 @@ use loom_gateway::{Gateway, GatewayOptions, HttpOptions, HttpServer};
 use loom_testkit::mcp_servers::{Background, free_port, wait_for_port};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ProtocolVersion};
-use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-type Client = RunningService<RoleClient, ()>;
+use common::{BenchResult, Client, histogram, micros};
 
 /// How long one call or handshake may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -250,7 +253,7 @@ async fn main() -> BenchResult<()> {
         Path {
             label: "direct",
             caller: Caller::Rmcp(connect(&http, &upstream_url, Some(auto())).await?),
-            hist: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)?,
+            hist: histogram(MAX_LATENCY_US),
         },
         Path {
             label: "loom-mcp Registry in process",
@@ -260,17 +263,17 @@ async fn main() -> BenchResult<()> {
                 [] as [(&str, &str); 0],
                 None,
             )?])?),
-            hist: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)?,
+            hist: histogram(MAX_LATENCY_US),
         },
         Path {
             label: "gateway, 2025-11-25 client",
             caller: Caller::Rmcp(connect(&http, &gateway_url, None).await?),
-            hist: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)?,
+            hist: histogram(MAX_LATENCY_US),
         },
         Path {
             label: "gateway, 2026-07-28 client",
             caller: Caller::Rmcp(connect(&http, &gateway_url, Some(modern())).await?),
-            hist: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)?,
+            hist: histogram(MAX_LATENCY_US),
         },
     ];
     let arguments = json!({"message": "federation"})
@@ -289,8 +292,7 @@ async fn main() -> BenchResult<()> {
             for _ in 0..per_block {
                 let t = Instant::now();
                 p.caller.call(&arguments).await?;
-                let us = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
-                p.hist.record(us.clamp(1, MAX_LATENCY_US))?;
+                p.hist.record(micros(t.elapsed(), MAX_LATENCY_US))?;
             }
         }
     }

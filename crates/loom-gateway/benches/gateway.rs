@@ -40,9 +40,12 @@
 // The table on stdout is what this binary is for.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+// Shared bench helpers; each bench uses only some of them.
+#[allow(dead_code)]
+mod common;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -50,12 +53,15 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult, ProtocolVersion};
-use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Map, Value, json};
 
-type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+use common::{
+    BenchResult, Client, GatewayProcess, clock_ticks_per_second, close, cpu_ticks, histogram,
+    load_average, micros, rss_kib, workspace_dir,
+};
 
 /// The tool every call goes to, unless `--tool` names another.
 const TOOL: &str = "text_stats";
@@ -136,10 +142,6 @@ struct Options {
     startups: usize,
     tool: String,
     text: String,
-}
-
-fn workspace_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 impl Options {
@@ -225,127 +227,8 @@ impl Options {
     /// The `loom` binary to launch: the option, then the release build directory this
     /// bench was built into, then the usual target directories.
     fn loom_binary(&self) -> Option<PathBuf> {
-        if let Some(p) = &self.loom {
-            return Some(p.clone());
-        }
-        let mut candidates = Vec::new();
-        if let Ok(exe) = std::env::current_exe() {
-            // target/release/deps/gateway-<hash> → target/release/loom
-            if let Some(dir) = exe.parent().and_then(Path::parent) {
-                candidates.push(dir.join("loom"));
-            }
-        }
-        if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-            candidates.push(PathBuf::from(dir).join("release/loom"));
-        }
-        candidates.push(workspace_dir().join("target/release/loom"));
-        candidates.into_iter().find(|p| p.is_file())
+        common::loom_binary(self.loom.as_deref())
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The gateway process
-// ---------------------------------------------------------------------------------------------
-
-/// A launched `loom mcp`; stopped (SIGTERM, then SIGKILL) when dropped.
-struct GatewayProcess {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl GatewayProcess {
-    fn launch(loom: &Path, config: &Path, log_dir: &Path, n: usize) -> BenchResult<Self> {
-        let port = free_port()?;
-        let log = log_dir.join(format!("gateway-{n}.log"));
-        let stderr = std::fs::File::create(&log)?;
-        let child = Command::new(loom)
-            .args(["mcp", "--config"])
-            .arg(config)
-            .args(["--transport", "http", "--port", &port.to_string()])
-            .env_remove("LOOM_NATS_URL")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", loom.display()))?;
-        Ok(GatewayProcess { child, port, log })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/mcp", self.port)
-    }
-
-    fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!(
-            "gateway pid {} did not stop within 5 s of SIGTERM; killing it",
-            self.child.id()
-        );
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> BenchResult<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
-// ---------------------------------------------------------------------------------------------
-// /proc
-// ---------------------------------------------------------------------------------------------
-
-/// Resident set size in KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// User + system CPU time of the whole process (all threads), in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name start with field 3 (state);
-    // utime and stime are fields 14 and 15.
-    let rest = stat.get(stat.rfind(')')? + 1..)?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-fn clock_ticks_per_second() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100)
 }
 
 /// Samples a process's RSS until stopped; keeps the peak.
@@ -385,8 +268,6 @@ impl RssSampler {
 // ---------------------------------------------------------------------------------------------
 // Clients
 // ---------------------------------------------------------------------------------------------
-
-type Client = RunningService<RoleClient, ()>;
 
 /// Builds clients of one variant; pooled variants share one `reqwest::Client`.
 #[derive(Clone)]
@@ -455,23 +336,9 @@ fn check(result: &CallToolResult) -> Result<(), String> {
     }
 }
 
-async fn close(client: Client) {
-    let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Measurements
 // ---------------------------------------------------------------------------------------------
-
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds")
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros())
-        .unwrap_or(u64::MAX)
-        .clamp(1, MAX_LATENCY_US)
-}
 
 /// What one phase measured.
 struct Phase {
@@ -524,7 +391,7 @@ async fn sequential(
             first_error.get_or_insert(e);
         }
     }
-    let mut hist = histogram();
+    let mut hist = histogram(MAX_LATENCY_US);
     let mut ok = 0;
     let sampler = RssSampler::start(target.pid);
     let cpu_before = target.cpu();
@@ -534,7 +401,7 @@ async fn sequential(
         match call(&client, &target.tool, arguments).await {
             Ok(()) => {
                 ok += 1;
-                let _ = hist.record(micros(t.elapsed()));
+                let _ = hist.record(micros(t.elapsed(), MAX_LATENCY_US));
             }
             Err(e) => {
                 errors += 1;
@@ -588,7 +455,7 @@ async fn closed_loop(
         let arguments = arguments.clone();
         let tool = target.tool.clone();
         tasks.push(tokio::spawn(async move {
-            let mut hist = histogram();
+            let mut hist = histogram(MAX_LATENCY_US);
             let mut tally = WorkerTally::default();
             tokio::time::sleep_until(begin.into()).await;
             loop {
@@ -604,7 +471,7 @@ async fn closed_loop(
                 match outcome {
                     Ok(()) => {
                         tally.ok += 1;
-                        let _ = hist.record(micros(done - t));
+                        let _ = hist.record(micros(done - t, MAX_LATENCY_US));
                     }
                     Err(e) => {
                         tally.errors += 1;
@@ -622,7 +489,7 @@ async fn closed_loop(
     tokio::time::sleep_until(end.into()).await;
     let cpu_after = target.cpu();
     let rss_peak_kib = sampler.finish().await;
-    let mut hist = histogram();
+    let mut hist = histogram(MAX_LATENCY_US);
     let mut total = WorkerTally::default();
     for task in tasks {
         let (h, t) = task.await?;
@@ -660,7 +527,8 @@ async fn measure_startup(
     n: usize,
 ) -> BenchResult<(Startup, GatewayProcess)> {
     let t0 = Instant::now();
-    let gateway = GatewayProcess::launch(loom, config, log_dir, n)?;
+    let gateway =
+        GatewayProcess::launch(loom, config, log_dir.join(format!("gateway-{n}.log")), &[])?;
     let addr = format!("127.0.0.1:{}", gateway.port);
     let url = gateway.url();
     let mut port_ms = None;
@@ -786,10 +654,7 @@ fn machine_line() -> String {
                 .map(|m| m.trim().to_owned())
         })
         .unwrap_or_else(|| "?".to_owned());
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default();
+    let load = load_average();
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     format!("{cores} cores ({cpu}), load average {load}")
 }

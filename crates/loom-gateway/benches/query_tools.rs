@@ -43,8 +43,11 @@
 #[path = "../../loom-query/examples/gen_corpus/corpus.rs"]
 mod corpus;
 
+// Shared bench helpers; each bench uses only some of them.
+#[allow(dead_code)]
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,12 +56,14 @@ use loom_query::{IngestOptions, IngestSource, QueryConfig, ingest};
 use loom_testkit::LlmStandIn;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Map, Value, json};
 
-type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+use common::{
+    BenchResult, Client, GatewayProcess, build_dir, clock_ticks_per_second, close, cpu_ticks,
+    histogram, load_average, micros,
+};
 
 /// How long one call may take before it counts as an error.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -89,10 +94,6 @@ struct Options {
     calls: usize,
     filter: Option<String>,
     keep_log: bool,
-}
-
-fn workspace_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 impl Options {
@@ -135,25 +136,8 @@ impl Options {
     /// The `loom` binary to launch: the option, then the build directory this bench was
     /// built into, then the usual release directories.
     fn loom_binary(&self) -> Option<PathBuf> {
-        if let Some(p) = &self.loom {
-            return Some(p.clone());
-        }
-        let mut candidates = Vec::new();
-        if let Some(dir) = build_dir() {
-            candidates.push(dir.join("loom"));
-        }
-        if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-            candidates.push(PathBuf::from(dir).join("release/loom"));
-        }
-        candidates.push(workspace_dir().join("target/release/loom"));
-        candidates.into_iter().find(|p| p.is_file())
+        common::loom_binary(self.loom.as_deref())
     }
-}
-
-/// `target/<profile>`, from this binary's path (`target/<profile>/deps/query_tools-<hash>`).
-fn build_dir() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    Some(exe.parent()?.parent()?.to_path_buf())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -313,113 +297,8 @@ fn write_gateway_config(dir: &Path, db: &Path, embed_url: &str) -> BenchResult<P
 }
 
 // ---------------------------------------------------------------------------------------------
-// The gateway process
-// ---------------------------------------------------------------------------------------------
-
-/// A launched `loom mcp`; stopped (SIGTERM, then SIGKILL) when dropped.
-struct GatewayProcess {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl GatewayProcess {
-    fn launch(loom: &Path, config: &Path, home: &Path) -> BenchResult<Self> {
-        let port = free_port()?;
-        let log = home.join("gateway.log");
-        let stderr = std::fs::File::create(&log)?;
-        let child = Command::new(loom)
-            .args(["mcp", "--config"])
-            .arg(config)
-            .args(["--transport", "http", "--port", &port.to_string()])
-            .env_remove("LOOM_NATS_URL")
-            .env_remove("RUST_LOG")
-            // The workshop database and session markers go to the temporary folder.
-            .env("LOOM_HOME", home)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", loom.display()))?;
-        Ok(GatewayProcess { child, port, log })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/mcp", self.port)
-    }
-
-    fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!(
-            "gateway pid {} did not stop within 5 s of SIGTERM; killing it",
-            self.child.id()
-        );
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> BenchResult<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// User + system CPU time of a whole process (all threads), in clock ticks.
-fn cpu_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name start with field 3 (state);
-    // utime and stime are fields 14 and 15.
-    let rest = stat.get(stat.rfind(')')? + 1..)?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-fn clock_ticks_per_second() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100)
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-// ---------------------------------------------------------------------------------------------
 // Clients
 // ---------------------------------------------------------------------------------------------
-
-type Client = RunningService<RoleClient, ()>;
 
 /// An `initialize` session over a pooled (keep-alive) HTTP client.
 async fn connect(url: &str) -> BenchResult<Client> {
@@ -432,10 +311,6 @@ async fn connect(url: &str) -> BenchResult<Client> {
         .await
         .map_err(|_| "initialize timed out")??;
     Ok(client)
-}
-
-async fn close(client: Client) {
-    let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
 }
 
 /// One `tools/call`, checked: an error when it fails, times out, is a tool error or
@@ -647,16 +522,6 @@ fn cases(rows: usize, calls: usize) -> Vec<Case> {
 // Measurements
 // ---------------------------------------------------------------------------------------------
 
-fn histogram() -> BenchResult<Histogram<u64>> {
-    Ok(Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)?)
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros())
-        .unwrap_or(u64::MAX)
-        .clamp(1, MAX_LATENCY_US)
-}
-
 /// What one case measured.
 struct Row {
     hist: Histogram<u64>,
@@ -708,7 +573,7 @@ async fn measure(
             first_error.get_or_insert(e);
         }
     }
-    let mut hist = histogram()?;
+    let mut hist = histogram(MAX_LATENCY_US);
     let mut ok = 0;
     let (gw_before, self_before) = cpu.now();
     let started = Instant::now();
@@ -717,7 +582,7 @@ async fn measure(
         match call(seq, &tool, (case.payload)(i), expect).await {
             Ok(()) => {
                 ok += 1;
-                let _ = hist.record(micros(t.elapsed()));
+                let _ = hist.record(micros(t.elapsed(), MAX_LATENCY_US));
             }
             Err(e) => {
                 errors += 1;
@@ -816,7 +681,13 @@ async fn run(options: Options) -> BenchResult<()> {
     let db_size = std::fs::metadata(&prepared.db)?.len();
     let llm = LlmStandIn::start().await?;
     let config = write_gateway_config(scratch.path(), &prepared.db, &llm.base_url())?;
-    let gateway = GatewayProcess::launch(&loom, &config, scratch.path())?;
+    let gateway = GatewayProcess::launch(
+        &loom,
+        &config,
+        scratch.path().join("gateway.log"),
+        // The workshop database and session markers go to the temporary folder.
+        &[("LOOM_HOME", scratch.path())],
+    )?;
     let ready = wait_ready(&gateway).await?;
     let cpu = Cpu {
         gateway: gateway.pid().to_string(),
