@@ -12,31 +12,26 @@ use std::time::Duration;
 use loom_bus::{Bus, MemoryBus};
 use loom_core::config::load_gateway;
 use loom_gateway::upstream::UpstreamOptions;
-use loom_gateway::{Gateway, GatewayOptions, HttpOptions, HttpServer};
+use loom_gateway::{Gateway, GatewayOptions, HttpOptions};
 use loom_testkit::mcp_servers::{
     Background, everything_js, free_port, mcp_fixture, mcp_server_git, python, wait_for_port,
 };
+use rmcp::ClientHandler;
 use rmcp::model::{
-    CallToolRequestParams, ClientConfig, ClientRequest, GetPromptRequestParams,
-    ProgressNotificationParam, ProtocolVersion, ReadResourceRequestParams, ResourceContents,
-    ServerNotification, ServerResult, SubscriptionFilter,
+    ClientConfig, ClientRequest, GetPromptRequestParams, ProgressNotificationParam,
+    ReadResourceRequestParams, ResourceContents, ServerNotification, ServerResult,
+    SubscriptionFilter,
 };
-use rmcp::service::{
-    ClientLifecycleMode, ClientServiceExt, NotificationContext, PeerRequestOptions, RoleClient,
-    RunningService,
-};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::{ClientHandler, ServiceExt};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RoleClient, RunningService};
 use serde_json::{Value, json};
-use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
+
+use crate::common::{all_text, call_params, copy_dir, serve_http, within_for};
 
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    timeout(WAIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    within_for(WAIT, what, fut).await
 }
 
 /// Counts tool-list changes a legacy client is told about; records progress reports.
@@ -73,19 +68,6 @@ struct Served {
 impl Drop for Served {
     fn drop(&mut self) {
         self.shutdown.cancel();
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
     }
 }
 
@@ -153,15 +135,7 @@ async fn serve_file(dir: tempfile::TempDir, config: &Path, check: Duration) -> S
     .await
     .expect("gateway starts");
     let http = HttpOptions::new("127.0.0.1:0".parse().expect("addr"));
-    let server = HttpServer::bind(gateway.handler(), http, shutdown.clone())
-        .await
-        .expect("bind");
-    let addr = server.local_addr();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = server.run(stop).await;
-        gateway.stop().await;
-    });
+    let addr = serve_http(gateway, http, &shutdown).await;
     Served {
         url: format!("http://{addr}/mcp"),
         dir,
@@ -170,10 +144,7 @@ async fn serve_file(dir: tempfile::TempDir, config: &Path, check: Duration) -> S
 }
 
 async fn legacy_client(url: &str, recorder: Recorder) -> RunningService<RoleClient, Recorder> {
-    let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
-    within("initialize", recorder.serve(transport))
-        .await
-        .expect("legacy client connects")
+    crate::common::legacy_client(WAIT, url, recorder).await
 }
 
 async fn modern_client(url: &str) -> RunningService<RoleClient, Recorder> {
@@ -181,30 +152,7 @@ async fn modern_client(url: &str) -> RunningService<RoleClient, Recorder> {
 }
 
 async fn modern_client_with(url: &str, recorder: Recorder) -> RunningService<RoleClient, Recorder> {
-    let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
-    let lifecycle = ClientLifecycleMode::Discover {
-        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-    };
-    within(
-        "discover",
-        recorder.serve_with_lifecycle(transport, lifecycle),
-    )
-    .await
-    .expect("modern client connects")
-}
-
-fn text_of(result: &rmcp::model::CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn call(name: &str, arguments: Value) -> CallToolRequestParams {
-    CallToolRequestParams::new(name.to_owned())
-        .with_arguments(arguments.as_object().cloned().expect("object"))
+    crate::common::modern_client(WAIT, url, recorder).await
 }
 
 async fn tool_names(client: &RunningService<RoleClient, Recorder>) -> Vec<String> {
@@ -297,15 +245,18 @@ async fn upstream_tools_resources_and_prompts_sit_beside_the_mesh_in_both_eras()
 
         let echoed = within(
             "everything.echo",
-            client.call_tool(call("everything.echo", json!({"message": "hi loom"}))),
+            client.call_tool(call_params(
+                "everything.echo",
+                json!({"message": "hi loom"}),
+            )),
         )
         .await
         .expect("call");
         assert_ne!(echoed.is_error, Some(true), "{era}");
-        assert!(text_of(&echoed).contains("hi loom"), "{era}: {echoed:?}");
+        assert!(all_text(&echoed).contains("hi loom"), "{era}: {echoed:?}");
         let mesh_echo = within(
             "mesh echo",
-            client.call_tool(call("echo", json!({"text": "mesh"}))),
+            client.call_tool(call_params("echo", json!({"text": "mesh"}))),
         )
         .await
         .expect("call");
@@ -316,15 +267,15 @@ async fn upstream_tools_resources_and_prompts_sit_beside_the_mesh_in_both_eras()
         );
         let status = within(
             "git_status",
-            client.call_tool(call(
+            client.call_tool(call_params(
                 "git_status",
                 json!({"repo_path": repo.display().to_string()}),
             )),
         )
         .await
         .expect("call");
-        assert!(text_of(&status).contains("main"), "{era}: {status:?}");
-        let failed = within("fail", client.call_tool(call("fail", json!({}))))
+        assert!(all_text(&status).contains("main"), "{era}: {status:?}");
+        let failed = within("fail", client.call_tool(call_params("fail", json!({}))))
             .await
             .expect("call");
         assert_eq!(
@@ -332,7 +283,7 @@ async fn upstream_tools_resources_and_prompts_sit_beside_the_mesh_in_both_eras()
             Some(true),
             "{era}: the upstream's isError kept"
         );
-        let denied = within("crash", client.call_tool(call("crash", json!({})))).await;
+        let denied = within("crash", client.call_tool(call_params("crash", json!({})))).await;
         let denied = denied.expect_err("a denied tool is unknown");
         assert!(
             denied.to_string().contains("unknown tool 'crash'"),
@@ -440,7 +391,7 @@ async fn upstream_progress_and_tool_definitions_pass_through_in_both_eras() {
         );
         let weather = within(
             "get-structured-content",
-            client.call_tool(call(
+            client.call_tool(call_params(
                 "get-structured-content",
                 json!({"location": "Chicago"}),
             )),
@@ -481,7 +432,7 @@ async fn upstream_progress_and_tool_definitions_pass_through_in_both_eras() {
         let handle = within(
             "long-running call",
             client.peer().send_request_with_option(
-                ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(call(
+                ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(call_params(
                     "trigger-long-running-operation",
                     json!({"duration": 0.6, "steps": 3}),
                 ))),
@@ -497,7 +448,7 @@ async fn upstream_progress_and_tool_definitions_pass_through_in_both_eras() {
         let ServerResult::CallToolResult(result) = result else {
             panic!("{era}: not a tool result: {result:?}");
         };
-        assert!(text_of(&result).contains("Steps: 3"), "{era}: {result:?}");
+        assert!(all_text(&result).contains("Steps: 3"), "{era}: {result:?}");
         // Notifications are handled in tasks of their own on the client side; wait for
         // the last one.
         within("three progress reports", async {
@@ -540,7 +491,7 @@ async fn upstream_list_changes_and_cancellations_are_relayed() {
     .expect("listen");
     within(
         "add_tool",
-        legacy.call_tool(call("add_tool", json!({"name": "fresh"}))),
+        legacy.call_tool(call_params("add_tool", json!({"name": "fresh"}))),
     )
     .await
     .expect("call");
@@ -564,7 +515,7 @@ async fn upstream_list_changes_and_cancellations_are_relayed() {
     let handle = within(
         "slow call",
         legacy.peer().send_cancellable_request(
-            ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(call(
+            ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(call_params(
                 "slow",
                 json!({"seconds": 30}),
             ))),
@@ -630,10 +581,13 @@ async fn dead_upstream_comes_back(start: fn(u16) -> Background, tool: &str) {
     // Fail-open at start: `never` is down, `upstream` serves.
     let names = tool_names(&legacy).await;
     assert!(names.iter().any(|n| n == tool), "{names:?}");
-    let sum = within("add", legacy.call_tool(call(tool, json!({"a": 2, "b": 3}))))
-        .await
-        .expect("call");
-    assert!(text_of(&sum).contains('5'), "{sum:?}");
+    let sum = within(
+        "add",
+        legacy.call_tool(call_params(tool, json!({"a": 2, "b": 3}))),
+    )
+    .await
+    .expect("call");
+    assert!(all_text(&sum).contains('5'), "{sum:?}");
 
     upstream.kill();
     within("tools removed", async {
@@ -653,9 +607,12 @@ async fn dead_upstream_comes_back(start: fn(u16) -> Background, tool: &str) {
     let seen = recorder.tools_changed.load(Ordering::SeqCst);
     assert!(seen >= 1, "the legacy client heard of the removal");
     // The mesh still serves while the upstream is down.
-    let mesh = within("mesh echo", legacy.call_tool(call("echo", json!({"x": 1}))))
-        .await
-        .expect("call");
+    let mesh = within(
+        "mesh echo",
+        legacy.call_tool(call_params("echo", json!({"x": 1}))),
+    )
+    .await
+    .expect("call");
     assert_eq!(mesh.is_error, Some(false));
 
     let _upstream = start(port);
@@ -682,11 +639,11 @@ async fn dead_upstream_comes_back(start: fn(u16) -> Background, tool: &str) {
     .await;
     let sum = within(
         "add again",
-        modern.call_tool(call(tool, json!({"a": 4, "b": 5}))),
+        modern.call_tool(call_params(tool, json!({"a": 4, "b": 5}))),
     )
     .await
     .expect("call");
-    assert!(text_of(&sum).contains('9'), "{sum:?}");
+    assert!(all_text(&sum).contains('9'), "{sum:?}");
     legacy.cancel().await.expect("close");
     modern.cancel().await.expect("close");
 }
@@ -739,14 +696,14 @@ async fn the_federation_example_runs_a_pipeline_whose_stage_is_an_upstream_tool(
     );
     let report = within(
         "repo_report",
-        client.call_tool(call(
+        client.call_tool(call_params(
             "repo_report",
             json!({"repo_path": repo.display().to_string()}),
         )),
     )
     .await
     .expect("call");
-    assert_eq!(report.is_error, Some(false), "{}", text_of(&report));
+    assert_eq!(report.is_error, Some(false), "{}", all_text(&report));
     let out = report.structured_content.expect("structured");
     assert!(
         out["status"]["text"]

@@ -2,6 +2,7 @@
 
 mod bridge;
 mod catalog;
+mod common;
 mod federation;
 mod mcp;
 mod resources;

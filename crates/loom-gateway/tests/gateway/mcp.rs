@@ -1,35 +1,31 @@
 //! The gateway as MCP clients see it: real rmcp clients over streamable HTTP, in both
 //! protocol eras, against the docman example running as an embedded mesh.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use loom_bus::{Bus, BusExt, MemoryBus};
 use loom_core::config::load_gateway;
-use loom_gateway::{Gateway, GatewayOptions, HttpOptions, HttpServer};
+use loom_gateway::{Gateway, GatewayOptions, HttpOptions};
+use rmcp::ClientHandler;
 use rmcp::model::{
-    CallToolRequestParams, ClientConfig, ProgressNotificationParam, ProtocolVersion,
-    ReadResourceRequestParams, ResourceContents, ResourceUpdatedNotificationParam,
-    ServerNotification, SubscribeRequestParams, SubscriptionFilter,
+    CallToolRequestParams, ClientConfig, ProgressNotificationParam, ReadResourceRequestParams,
+    ResourceContents, ResourceUpdatedNotificationParam, ServerNotification, SubscribeRequestParams,
+    SubscriptionFilter,
 };
-use rmcp::service::{
-    ClientLifecycleMode, ClientServiceExt, NotificationContext, RoleClient, RunningService,
-};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::{ClientHandler, ServiceExt};
+use rmcp::service::{NotificationContext, RoleClient, RunningService};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
+
+use crate::common::{args, copy_dir, first_text, serve_http, within_for};
 
 const WAIT: Duration = Duration::from_secs(15);
 
 async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    timeout(WAIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    within_for(WAIT, what, fut).await
 }
 
 /// Records the notifications a client receives.
@@ -82,19 +78,6 @@ impl Drop for Served {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 async fn serve(options: impl FnOnce(HttpOptions) -> HttpOptions) -> Served {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -115,15 +98,7 @@ async fn serve(options: impl FnOnce(HttpOptions) -> HttpOptions) -> Served {
     .await
     .expect("gateway starts");
     let http = options(HttpOptions::new("127.0.0.1:0".parse().expect("addr")));
-    let server = HttpServer::bind(gateway.handler(), http, shutdown.clone())
-        .await
-        .expect("bind");
-    let addr = server.local_addr();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = server.run(stop).await;
-        gateway.stop().await;
-    });
+    let addr = serve_http(gateway, http, &shutdown).await;
     Served {
         url: format!("http://{addr}/mcp"),
         base: format!("http://{addr}"),
@@ -134,36 +109,11 @@ async fn serve(options: impl FnOnce(HttpOptions) -> HttpOptions) -> Served {
 }
 
 async fn legacy_client(url: &str, recorder: Recorder) -> RunningService<RoleClient, Recorder> {
-    let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
-    within("initialize", recorder.serve(transport))
-        .await
-        .expect("legacy client connects")
+    crate::common::legacy_client(WAIT, url, recorder).await
 }
 
 async fn modern_client(url: &str, recorder: Recorder) -> RunningService<RoleClient, Recorder> {
-    let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
-    let lifecycle = ClientLifecycleMode::Discover {
-        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-    };
-    within(
-        "discover",
-        recorder.serve_with_lifecycle(transport, lifecycle),
-    )
-    .await
-    .expect("modern client connects")
-}
-
-fn text_of(result: &rmcp::model::CallToolResult) -> String {
-    result
-        .content
-        .first()
-        .and_then(|c| c.as_text())
-        .map(|t| t.text.clone())
-        .unwrap_or_default()
-}
-
-fn args(v: Value) -> serde_json::Map<String, Value> {
-    v.as_object().cloned().expect("object")
+    crate::common::modern_client(WAIT, url, recorder).await
 }
 
 #[tokio::test]
@@ -215,13 +165,18 @@ async fn both_eras_list_and_call_tools() {
         )
         .await
         .expect("call");
-        assert_eq!(result.is_error, Some(false), "{era}: {}", text_of(&result));
+        assert_eq!(
+            result.is_error,
+            Some(false),
+            "{era}: {}",
+            first_text(&result)
+        );
         assert_eq!(
             result.structured_content,
             Some(json!({"reversed": "hsem olleh", "word_count": 2, "char_count": 10}))
         );
         assert_eq!(
-            serde_json::from_str::<Value>(&text_of(&result)).ok(),
+            serde_json::from_str::<Value>(&first_text(&result)).ok(),
             result.structured_content,
             "{era}"
         );
@@ -242,7 +197,7 @@ async fn bad_arguments_are_tool_errors_and_unknown_tools_protocol_errors() {
     .await
     .expect("a tool result, not a protocol error");
     assert_eq!(result.is_error, Some(true));
-    let body: Value = serde_json::from_str(&text_of(&result)).expect("the error text is JSON");
+    let body: Value = serde_json::from_str(&first_text(&result)).expect("the error text is JSON");
     let message = body["error"].as_str().expect("error string");
     assert!(
         message.contains("text_stats") && message.contains("/text"),
@@ -280,7 +235,7 @@ async fn pipeline_stages_become_progress_notifications() {
     )
     .await
     .expect("call");
-    assert_eq!(result.is_error, Some(false), "{}", text_of(&result));
+    assert_eq!(result.is_error, Some(false), "{}", first_text(&result));
     let out = result.structured_content.expect("structured");
     assert_eq!(
         out["report"]["top_keywords"][0],
@@ -490,7 +445,7 @@ async fn query_tools_search_the_seeded_corpus_and_refuse_injection() {
         json!({"query": "firewall breach", "limit": 3}),
     )
     .await;
-    assert_eq!(found.is_error, Some(false), "{}", text_of(&found));
+    assert_eq!(found.is_error, Some(false), "{}", first_text(&found));
     let results = found.structured_content.expect("structured")["results"]
         .as_array()
         .cloned()

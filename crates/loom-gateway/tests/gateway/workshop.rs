@@ -10,22 +10,19 @@ use futures::StreamExt;
 use loom_bus::{Bus, MemoryBus, NatsBus, NatsOptions};
 use loom_core::config::load_gateway;
 use loom_core::subject::{TASKS_DEAD_LETTER, TASKS_INCOMING};
-use loom_gateway::{Gateway, GatewayOptions, HttpOptions, HttpServer};
+use loom_gateway::{Gateway, GatewayOptions, HttpOptions};
 use loom_testkit::NatsServer;
-use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::model::CallToolResult;
 use rmcp::service::{RoleClient, RunningService};
-use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::{Map, Value, json};
-use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
+
+use crate::common::{call_params, first_text, legacy_client, serve_http, within_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    timeout(WAIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    within_for(WAIT, what, fut).await
 }
 
 fn write(root: &Path, rel: &str, text: &str) {
@@ -106,15 +103,7 @@ async fn serve(bus: Arc<dyn Bus>) -> Served {
     .await
     .expect("gateway starts");
     let http = HttpOptions::new("127.0.0.1:0".parse().expect("addr"));
-    let server = HttpServer::bind(gateway.handler(), http, shutdown.clone())
-        .await
-        .expect("bind");
-    let addr = server.local_addr();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = server.run(stop).await;
-        gateway.stop().await;
-    });
+    let addr = serve_http(gateway, http, &shutdown).await;
     Served {
         url: format!("http://{addr}/mcp"),
         dir,
@@ -123,28 +112,18 @@ async fn serve(bus: Arc<dyn Bus>) -> Served {
 }
 
 async fn client(url: &str) -> RunningService<RoleClient, ()> {
-    let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
-    within("initialize", ().serve(transport))
-        .await
-        .expect("client connects")
+    legacy_client(WAIT, url, ()).await
 }
 
 async fn call(client: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> CallToolResult {
-    let params = CallToolRequestParams::new(tool.to_owned())
-        .with_arguments(args.as_object().cloned().expect("object"));
-    within(tool, client.call_tool(params))
+    within(tool, client.call_tool(call_params(tool, args)))
         .await
         .expect("a tool result")
 }
 
 /// The result's JSON text, asserting whether it is an error.
 fn body(result: &CallToolResult, is_error: bool) -> Map<String, Value> {
-    let text = result
-        .content
-        .first()
-        .and_then(|c| c.as_text())
-        .map(|t| t.text.clone())
-        .unwrap_or_default();
+    let text = first_text(result);
     assert_eq!(result.is_error, Some(is_error), "{text}");
     serde_json::from_str(&text).expect("JSON text")
 }
