@@ -1,11 +1,15 @@
-//! Locating the real test servers (installing them once when needed), fixtures, timeouts.
+//! Specs of the real test servers, fixtures, timeouts. Locating (and installing) the
+//! servers is loom-testkit's (`loom_testkit::mcp_servers`), shared with the gateway's
+//! tests.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use loom_mcp::{ClientOptions, RegistryOptions, ServerSpec};
+use loom_testkit::mcp_servers;
+pub(crate) use loom_testkit::mcp_servers::{
+    Background, everything_js, free_port, mcp_fixture as fixture, mcp_server_git, python,
+    servers_dir,
+};
 
 /// The longest any awaited step of a test may take.
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
@@ -17,57 +21,6 @@ pub(crate) async fn within<T>(what: &str, fut: impl std::future::Future<Output =
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
-/// Where scripts/install-mcp-test-servers put the servers: `$LOOM_MCP_TEST_SERVERS`, or
-/// else the installer is run (idempotent, cached, flock-guarded) and its answer used.
-/// A missing server fails the test; it never skips.
-pub(crate) fn servers_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        if let Some(dir) = std::env::var_os("LOOM_MCP_TEST_SERVERS").filter(|d| !d.is_empty())
-            && Path::new(&dir).join("venv/bin/mcp-server-git").exists()
-        {
-            return PathBuf::from(dir);
-        }
-        let script = repo_root().join("scripts/install-mcp-test-servers");
-        let out = Command::new(&script)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "{} failed ({}); the MCP test servers are required:\n{}",
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-    })
-}
-
-pub(crate) fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-pub(crate) fn python() -> PathBuf {
-    let p = servers_dir().join("venv/bin/python");
-    assert!(p.exists(), "missing {}", p.display());
-    p
-}
-
-pub(crate) fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-pub(crate) fn everything_js() -> String {
-    let p = servers_dir()
-        .join("npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-    assert!(p.exists(), "missing {}", p.display());
-    p.display().to_string()
-}
-
 pub(crate) fn no_env() -> [(&'static str, &'static str); 0] {
     []
 }
@@ -76,8 +29,7 @@ pub(crate) fn no_env() -> [(&'static str, &'static str); 0] {
 pub(crate) fn fixture_spec(name: &str, flags: &[&str]) -> ServerSpec {
     let mut args = vec![fixture("fixture_server.py")];
     args.extend(flags.iter().map(|f| f.to_string()));
-    ServerSpec::stdio(name, python().display().to_string(), args, no_env(), None)
-        .expect("valid spec")
+    ServerSpec::stdio(name, python(), args, no_env(), None).expect("valid spec")
 }
 
 /// server-everything over stdio.
@@ -104,28 +56,13 @@ pub(crate) fn quick_options() -> RegistryOptions {
     }
 }
 
-/// A free loopback port.
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// Waits until something accepts TCP connections on `port`.
+/// Waits until something accepts TCP connections on `port`, failing the test after
+/// [`WAIT`].
 pub(crate) async fn wait_for_port(port: u16) {
-    within("the server's port", async {
-        loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    assert!(
+        mcp_servers::wait_for_port(port, WAIT).await,
+        "timed out waiting for the server's port"
+    );
 }
 
 /// Whether process `pid` is alive (not a zombie).
@@ -147,14 +84,4 @@ pub(crate) async fn wait_gone(pid: u32) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
-}
-
-/// A background process killed (group and all) when dropped.
-pub(crate) struct Background(pub(crate) std::process::Child);
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

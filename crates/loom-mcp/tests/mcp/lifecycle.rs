@@ -28,7 +28,7 @@ async fn a_stdio_child_gets_the_allow_listed_env_plus_its_own_and_runs_in_its_cw
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = ServerSpec::stdio(
         "fx",
-        python().display().to_string(),
+        python(),
         [fixture("fixture_server.py")],
         [("LOOM_SPEC_VAR", "from-spec")],
         Some(dir.path().to_owned()),

@@ -1,7 +1,7 @@
 //! Third-party servers: server-everything over stdio and HTTP, mcp-server-git, and a
 //! 2026-07-28 server on the official Python SDK.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
 use loom_mcp::{Progress, ProgressCallback, Registry, ServerSpec};
@@ -11,6 +11,22 @@ use crate::common::*;
 
 fn args(v: Value) -> Map<String, Value> {
     v.as_object().cloned().expect("object")
+}
+
+/// server-everything over streamable HTTP on a free port, and the spec `hosted` of it
+/// (with a test header).
+async fn hosted_everything() -> (Background, ServerSpec) {
+    let port = free_port();
+    let server = Background::everything_http(port);
+    wait_for_port(port).await;
+    let spec = ServerSpec::http(
+        "hosted",
+        format!("http://127.0.0.1:{port}/mcp"),
+        [("X-Loom-Test", "1")],
+        None,
+    )
+    .expect("spec");
+    (server, spec)
 }
 
 #[tokio::test]
@@ -41,24 +57,7 @@ async fn everything_over_stdio_lists_and_calls_tools_in_the_legacy_era() {
 
 #[tokio::test]
 async fn everything_over_streamable_http() {
-    let port = free_port();
-    let _server = Background(
-        Command::new("node")
-            .args([everything_js(), "streamableHttp".into()])
-            .env("PORT", port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start server-everything"),
-    );
-    wait_for_port(port).await;
-    let spec = ServerSpec::http(
-        "hosted",
-        format!("http://127.0.0.1:{port}/mcp"),
-        [("X-Loom-Test", "1")],
-        None,
-    )
-    .expect("spec");
+    let (_server, spec) = hosted_everything().await;
     let registry = Registry::with_options([spec], quick_options()).expect("registry");
     let tools = within("tools", registry.tools()).await;
     assert!(
@@ -122,10 +121,9 @@ async fn mcp_server_git_reports_a_repository_status() {
         .expect("git init");
     assert!(status.success());
     std::fs::write(repo.path().join("new.txt"), "x").expect("write");
-    let git = servers_dir().join("venv/bin/mcp-server-git");
     let spec = ServerSpec::stdio(
         "git",
-        git.display().to_string(),
+        mcp_server_git(),
         ["--repository".to_owned(), repo.path().display().to_string()],
         no_env(),
         None,
@@ -155,7 +153,7 @@ async fn mcp_server_git_reports_a_repository_status() {
 async fn a_modern_python_server_negotiates_2026_07_28() {
     let spec = ServerSpec::stdio(
         "modern",
-        python().display().to_string(),
+        python(),
         [fixture("modern_server.py"), "stdio".into()],
         no_env(),
         None,
@@ -182,24 +180,7 @@ async fn a_modern_python_server_negotiates_2026_07_28() {
 /// definition (title, output schema, annotations).
 #[tokio::test]
 async fn progress_reports_arrive_in_order_before_the_result_and_definitions_are_kept() {
-    let port = free_port();
-    let _server = Background(
-        Command::new("node")
-            .args([everything_js(), "streamableHttp".into()])
-            .env("PORT", port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start server-everything"),
-    );
-    wait_for_port(port).await;
-    let hosted = ServerSpec::http(
-        "hosted",
-        format!("http://127.0.0.1:{port}/mcp"),
-        [("X-Loom-Test", "1")],
-        None,
-    )
-    .expect("spec");
+    let (_server, hosted) = hosted_everything().await;
     let registry = Registry::with_options([everything_spec("local"), hosted], quick_options())
         .expect("registry");
     let tools = within("tools", registry.tools()).await;
