@@ -55,7 +55,7 @@ pub use gateway::{
 };
 pub use mcp_servers::{
     MAX_MCP_SERVER_NAME_LEN, McpPrefixMode, McpServerConfig, McpServers, McpTransportConfig,
-    pattern_matches,
+    invalid_mcp_server_name, pattern_matches, valid_mcp_server_name,
 };
 pub use pipeline::{
     CompareOp, Condition, ContextPath, DEFAULT_PIPELINE_TIMEOUT_SECONDS, MCP_TOOL_WORKER,

@@ -15,17 +15,15 @@ use serde_json::Value;
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The longest server name: names become tool-name prefixes, and OpenAI caps a function
-/// name at 64 characters.
-pub const MAX_SERVER_NAME_LEN: usize = 32;
+/// name at 64 characters. The same limit as configs' (`loom_core::config`).
+pub const MAX_SERVER_NAME_LEN: usize = loom_core::config::MAX_MCP_SERVER_NAME_LEN;
 
 /// Why a [`ServerSpec`] could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpecError {
     /// The name cannot serve as a tool-name prefix.
-    #[error(
-        "invalid MCP server name '{name}': use 1 to {MAX_SERVER_NAME_LEN} characters from [A-Za-z0-9_-], not starting with '-' and without '__'"
-    )]
+    #[error("{}", loom_core::config::invalid_mcp_server_name(name))]
     InvalidName {
         /// The name given.
         name: String,
@@ -321,16 +319,10 @@ impl fmt::Debug for ServerSpec {
     }
 }
 
-/// A name usable as a prefix in `server.tool`, `server__tool` and `server:uri`.
+/// A name usable as a prefix in `server.tool`, `server__tool` and `server:uri` (the
+/// rule configs apply, `loom_core::config::valid_mcp_server_name`).
 fn checked_name(name: String) -> Result<String, SpecError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_SERVER_NAME_LEN
-        && !name.starts_with('-')
-        && !name.contains("__")
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
+    if loom_core::config::valid_mcp_server_name(&name) {
         Ok(name)
     } else {
         Err(SpecError::InvalidName { name })

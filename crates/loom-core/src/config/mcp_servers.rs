@@ -176,14 +176,8 @@ fn servers(d: &mut Decoder, node: &Node<'_>, path: &str) -> Option<Vec<McpServer
     let mut ok = true;
     for (name, key, value) in m.remaining() {
         let p = format!("{path}.{name}");
-        if !valid_server_name(name) {
-            d.error(
-                key,
-                &p,
-                format!(
-                    "invalid MCP server name '{name}': use 1 to {MAX_MCP_SERVER_NAME_LEN} characters from [A-Za-z0-9_-], not starting with '-' and without '__'"
-                ),
-            );
+        if !valid_mcp_server_name(name) {
+            d.error(key, &p, invalid_mcp_server_name(name));
             ok = false;
             continue;
         }
@@ -197,13 +191,26 @@ fn servers(d: &mut Decoder, node: &Node<'_>, path: &str) -> Option<Vec<McpServer
     ok.then_some(out)
 }
 
-fn valid_server_name(name: &str) -> bool {
+/// Whether `name` can name an upstream MCP server: 1 to [`MAX_MCP_SERVER_NAME_LEN`]
+/// characters from `[A-Za-z0-9_-]`, not starting with `-` and without `__`, so it is
+/// usable as a prefix in `server.tool`, `server__tool` and `server:uri`.
+///
+/// The one rule for configs and for `loom_mcp::ServerSpec`.
+pub fn valid_mcp_server_name(name: &str) -> bool {
     (1..=MAX_MCP_SERVER_NAME_LEN).contains(&name.len())
         && !name.starts_with('-')
         && !name.contains("__")
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Why `name` fails [`valid_mcp_server_name`]: the message of the config error (which
+/// adds file:line:col) and of `loom_mcp::SpecError::InvalidName`.
+pub fn invalid_mcp_server_name(name: &str) -> String {
+    format!(
+        "invalid MCP server name '{name}': use 1 to {MAX_MCP_SERVER_NAME_LEN} characters from [A-Za-z0-9_-], not starting with '-' and without '__'"
+    )
 }
 
 /// One entry; `Some(None)` for a disabled one.
