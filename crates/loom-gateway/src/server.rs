@@ -442,112 +442,13 @@ impl ServerHandler for McpHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let name = request.name.to_string();
-        let Some(tool) = self.shared.catalog.get(&name).cloned() else {
-            if let Some(upstreams) = &self.shared.upstreams {
-                let arguments = request.arguments.clone().unwrap_or_default();
-                // The client's progress token gets the upstream's progress reports.
-                let (progress, forwarder) = match context.meta.get_progress_token() {
-                    Some(token) => {
-                        let (tx, task) = progress_forwarder(token, context.peer.clone());
-                        let sink: loom_mcp::ProgressCallback =
-                            Arc::new(move |p: loom_mcp::Progress| {
-                                let _ = tx.try_send(Progress {
-                                    progress: p.progress,
-                                    total: p.total,
-                                    message: p.message,
-                                });
-                            });
-                        (Some(sink), Some(task))
-                    }
-                    None => (None, None),
-                };
-                let outcome = upstreams
-                    .call(&name, arguments, progress, context.ct.clone())
-                    .await;
-                // Progress must reach the client before the result does.
-                if let Some(task) = forwarder {
-                    let _ = task.await;
-                }
-                if let Some(outcome) = outcome {
-                    return Ok(match outcome {
-                        Ok(result) => result.into(),
-                        Err(e) => {
-                            debug!(tool = %name, error = %e, "Upstream tool call failed.");
-                            to_tool_result(Err(e.into())).into()
-                        }
-                    });
-                }
-            }
-            let upstream_tools = self.get_upstream_tools();
-            let known: Vec<&str> = self
-                .shared
-                .tools
-                .iter()
-                .chain(upstream_tools.iter())
-                .map(|t| t.name.as_ref())
-                .collect();
-            return Err(ErrorData::invalid_params(
-                format!(
-                    "unknown tool '{name}'{}",
-                    loom_core::config::suggestion(&name, known.iter().copied())
-                ),
-                None,
-            ));
-        };
-        // Debug level: at the default level nothing is logged inside it, and an enabled
-        // span costs every call an allocation and its formatted fields.
-        let span = debug_span!("tool_call", tool = %name, request_id = ?context.id);
-        let outcome = async {
-            let payload = tool.prepare(request.arguments.unwrap_or_default())?;
-            if !self.shared.local.is_empty() {
-                // Any tool call is use of the current session (throttled file write).
-                let local = self.shared.local.clone();
-                tokio::spawn(async move { local.touch_session().await });
-            }
-            if tool.dispatch.is_local() {
-                let out = self
-                    .shared
-                    .local
-                    .call(&tool.name, &tool.dispatch, payload, context.ct.clone())
-                    .await?;
-                return Ok(out);
-            }
-            // Only pipelines report progress; other tools need no forwarder task.
-            let token = match tool.dispatch {
-                Dispatch::Pipeline { .. } => context.meta.get_progress_token(),
-                _ => None,
-            };
-            let (progress_tx, forwarder) = match token {
-                Some(token) => {
-                    let (tx, task) = progress_forwarder(token, context.peer.clone());
-                    (Some(tx), Some(task))
-                }
-                None => (None, None),
-            };
-            let report = move |p: Progress| {
-                if let Some(tx) = &progress_tx {
-                    let _ = tx.try_send(p);
-                }
-            };
-            let result = self
-                .shared
-                .bridge
-                .call(&tool, payload, &report, context.ct.clone())
-                .await;
-            drop(report);
-            // Progress must reach the client before the result does.
-            if let Some(task) = forwarder {
-                let _ = task.await;
-            }
-            Ok::<_, ToolFailure>(result?)
+        // rmcp boxes this future and spawns it as a task, copying it each time; each
+        // branch's state (an upstream request, a bus call) is several KiB, so each is
+        // boxed and this future stays small.
+        match self.shared.catalog.get(request.name.as_ref()).cloned() {
+            Some(tool) => Box::pin(self.call_own_tool(tool, request, context)).await,
+            None => Box::pin(self.call_upstream_tool(request, context)).await,
         }
-        .instrument(span)
-        .await;
-        if let Err(e) = &outcome {
-            debug!(tool = %name, error = %e, "Tool call failed.");
-        }
-        Ok(to_tool_result(outcome).into())
     }
 
     async fn list_resources(
@@ -818,6 +719,128 @@ impl ServerHandler for McpHandler {
 }
 
 impl McpHandler {
+    /// `tools/call` of a tool in the gateway's catalog.
+    async fn call_own_tool(
+        &self,
+        tool: Arc<GatewayTool>,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let name = request.name.as_ref();
+        // Debug level: at the default level nothing is logged inside it, and an enabled
+        // span costs every call an allocation and its formatted fields.
+        let span = debug_span!("tool_call", tool = %name, request_id = ?context.id);
+        let outcome = async {
+            let payload = tool.prepare(request.arguments.unwrap_or_default())?;
+            if !self.shared.local.is_empty() {
+                // Any tool call is use of the current session (throttled file write).
+                let local = self.shared.local.clone();
+                tokio::spawn(async move { local.touch_session().await });
+            }
+            if tool.dispatch.is_local() {
+                let out = self
+                    .shared
+                    .local
+                    .call(&tool.name, &tool.dispatch, payload, context.ct.clone())
+                    .await?;
+                return Ok(out);
+            }
+            // Only pipelines report progress; other tools need no forwarder task.
+            let token = match tool.dispatch {
+                Dispatch::Pipeline { .. } => context.meta.get_progress_token(),
+                _ => None,
+            };
+            let (progress_tx, forwarder) = match token {
+                Some(token) => {
+                    let (tx, task) = progress_forwarder(token, context.peer.clone());
+                    (Some(tx), Some(task))
+                }
+                None => (None, None),
+            };
+            let report = move |p: Progress| {
+                if let Some(tx) = &progress_tx {
+                    let _ = tx.try_send(p);
+                }
+            };
+            let result = self
+                .shared
+                .bridge
+                .call(&tool, payload, &report, context.ct.clone())
+                .await;
+            drop(report);
+            // Progress must reach the client before the result does.
+            if let Some(task) = forwarder {
+                let _ = task.await;
+            }
+            Ok::<_, ToolFailure>(result?)
+        }
+        .instrument(span)
+        .await;
+        if let Err(e) = &outcome {
+            debug!(tool = %name, error = %e, "Tool call failed.");
+        }
+        Ok(to_tool_result(outcome).into())
+    }
+
+    /// `tools/call` of a re-exported upstream tool, or the unknown-tool error.
+    async fn call_upstream_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let name = request.name.as_ref();
+        if let Some(upstreams) = &self.shared.upstreams {
+            let arguments = request.arguments.unwrap_or_default();
+            // The client's progress token gets the upstream's progress reports.
+            let (progress, forwarder) = match context.meta.get_progress_token() {
+                Some(token) => {
+                    let (tx, task) = progress_forwarder(token, context.peer.clone());
+                    let sink: loom_mcp::ProgressCallback =
+                        Arc::new(move |p: loom_mcp::Progress| {
+                            let _ = tx.try_send(Progress {
+                                progress: p.progress,
+                                total: p.total,
+                                message: p.message,
+                            });
+                        });
+                    (Some(sink), Some(task))
+                }
+                None => (None, None),
+            };
+            let outcome = upstreams
+                .call(name, arguments, progress, context.ct.clone())
+                .await;
+            // Progress must reach the client before the result does.
+            if let Some(task) = forwarder {
+                let _ = task.await;
+            }
+            if let Some(outcome) = outcome {
+                return Ok(match outcome {
+                    Ok(result) => result.into(),
+                    Err(e) => {
+                        debug!(tool = %name, error = %e, "Upstream tool call failed.");
+                        to_tool_result(Err(e.into())).into()
+                    }
+                });
+            }
+        }
+        let upstream_tools = self.get_upstream_tools();
+        let known: Vec<&str> = self
+            .shared
+            .tools
+            .iter()
+            .chain(upstream_tools.iter())
+            .map(|t| t.name.as_ref())
+            .collect();
+        Err(ErrorData::invalid_params(
+            format!(
+                "unknown tool '{name}'{}",
+                loom_core::config::suggestion(name, known.iter().copied())
+            ),
+            None,
+        ))
+    }
+
     fn get_upstream_tools(&self) -> Vec<Tool> {
         self.shared
             .upstreams
