@@ -208,3 +208,34 @@ fn gateway_checks_the_servers_of_mcp_tool_stages() {
     );
     load_gateway(&own).expect("the pipeline brings its servers");
 }
+
+#[test]
+fn the_mcp_tool_worker_type_is_reserved() {
+    let dir = tempfile::tempdir().expect("dir");
+    let p = write(
+        dir.path(),
+        "p.yaml",
+        "name: fed\npipeline_stages:\n  - {name: a, worker_type: mcp_tool}\n",
+    );
+    let errors = load_pipeline(&p).expect_err("reserved worker_type");
+    assert_eq!(
+        lines(&errors, dir.path()),
+        [
+            "p.yaml:3:28: pipeline_stages[0].worker_type: 'mcp_tool' is reserved for stages \
+          that call an MCP tool: write 'mcp_tool: server.tool' instead"
+        ]
+    );
+    let w = write(
+        dir.path(),
+        "w.yaml",
+        "name: mcp_tool\nworker_kind: processor\nprocessing_backend: echo\n",
+    );
+    let errors = load_worker(&w).expect_err("reserved worker name");
+    assert_eq!(
+        lines(&errors, dir.path()),
+        [
+            "w.yaml:1:7: name: 'mcp_tool' is reserved for pipeline stages that call an MCP tool; \
+          choose another name"
+        ]
+    );
+}

@@ -274,7 +274,21 @@ fn stage(d: &mut Decoder, node: &Node<'_>, path: &str) -> Option<StageConfig> {
             None
         }
         (None, Some(_)) => WorkerName::try_from(MCP_TOOL_WORKER.to_owned()).ok(),
-        (Some(_), None) => m.optional(d, "worker_type", Decoder::name::<WorkerName>),
+        (Some(_), None) => m.optional(d, "worker_type", |d, n, p| {
+            let worker = Decoder::name::<WorkerName>(d, n, p)?;
+            if worker.as_str() == MCP_TOOL_WORKER {
+                d.error(
+                    n,
+                    p,
+                    format!(
+                        "'{MCP_TOOL_WORKER}' is reserved for stages that call an MCP tool: \
+                         write 'mcp_tool: server.tool' instead"
+                    ),
+                );
+                return None;
+            }
+            Some(worker)
+        }),
         (None, None) => {
             let p = m.path().to_owned();
             d.error(

@@ -173,7 +173,23 @@ pub fn parse_worker(path: &Path, source: &str) -> Result<WorkerConfig, ConfigErr
 
 pub(crate) fn decode_worker(d: &mut Decoder, root: &Node<'_>) -> Option<WorkerConfig> {
     let mut m = d.map(root, "")?;
-    let name = m.required(d, "name", Decoder::name::<WorkerName>);
+    let name = m.required(d, "name", |d, n, p| {
+        let name = Decoder::name::<WorkerName>(d, n, p)?;
+        if name.as_str() == super::MCP_TOOL_WORKER {
+            // Pipeline stages with `mcp_tool:` carry this worker_type; a worker by that
+            // name would never receive a task.
+            d.error(
+                n,
+                p,
+                format!(
+                    "'{}' is reserved for pipeline stages that call an MCP tool; choose another name",
+                    super::MCP_TOOL_WORKER
+                ),
+            );
+            return None;
+        }
+        Some(name)
+    });
     let description = m.optional(d, "description", Decoder::string);
     let kind_name = m.optional(d, "worker_kind", |d, n, p| {
         let s = d.string(n, p)?;
