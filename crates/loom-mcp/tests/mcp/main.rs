@@ -9,4 +9,5 @@ mod lifecycle;
 mod orphan;
 mod rate_limit;
 mod registry;
+mod sampling;
 mod servers;
