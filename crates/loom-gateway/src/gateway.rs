@@ -102,6 +102,10 @@ pub struct GatewayOptions {
     pub loom_home: Option<PathBuf>,
     /// How upstream MCP servers (`tools.mcp_servers`) are checked and called.
     pub upstreams: UpstreamOptions,
+    /// The NATS URL the gateway's bus was connected to when it came from the command
+    /// line rather than the config; the session tools' NATS check uses it when their
+    /// own section names none.
+    pub nats_url: Option<String>,
 }
 
 impl GatewayOptions {
@@ -120,6 +124,12 @@ impl GatewayOptions {
     /// Sets how upstream MCP servers are checked and called.
     pub fn with_upstream_options(mut self, options: UpstreamOptions) -> Self {
         self.upstreams = options;
+        self
+    }
+
+    /// Sets the NATS URL the bus was connected to (see [`GatewayOptions::nats_url`]).
+    pub fn with_nats_url(mut self, url: Option<String>) -> Self {
+        self.nats_url = url;
         self
     }
 
@@ -340,7 +350,11 @@ async fn local_tools(
             loom_workshop::home::sessions_dir(&home),
         );
         o.workspace_dir = section.workspace_dir.clone();
-        o.nats_url = section.nats_url.clone().or_else(|| config.nats_url.clone());
+        o.nats_url = section
+            .nats_url
+            .clone()
+            .or_else(|| options.nats_url.clone())
+            .or_else(|| config.nats_url.clone());
         o.ollama_url = section
             .ollama_url
             .clone()

@@ -95,7 +95,8 @@ pub(crate) fn run(args: &McpArgs) -> anyhow::Result<ExitCode> {
         let shutdown = shutdown_on_signals();
         let options = GatewayOptions::default()
             .embedded(embedded)
-            .with_backends(backends);
+            .with_backends(backends)
+            .with_nats_url(nats.nats_url.clone());
         let gateway = Gateway::start(config, bus.clone(), options, shutdown.clone()).await?;
         let served = match args.transport {
             Transport::Stdio => gateway

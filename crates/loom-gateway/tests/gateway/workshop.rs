@@ -62,6 +62,10 @@ impl Drop for Served {
 /// A project with an echo worker, a pipeline and a framework git repository (with a
 /// bare remote), served over HTTP by a gateway with every workshop and session tool.
 async fn serve(bus: Arc<dyn Bus>) -> Served {
+    serve_with(bus, GatewayOptions::default()).await
+}
+
+async fn serve_with(bus: Arc<dyn Bus>, options: GatewayOptions) -> Served {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
@@ -96,7 +100,7 @@ async fn serve(bus: Arc<dyn Bus>) -> Served {
         Gateway::start(
             config,
             bus,
-            GatewayOptions::default().with_loom_home(d.join("home")),
+            options.with_loom_home(d.join("home")),
             shutdown.clone(),
         ),
     )
@@ -454,6 +458,35 @@ async fn session_tools_start_check_and_end_over_mcp() {
     );
     let e = error_of(&call(&client, "session.end", json!({"session_id": "mcp-1"})).await);
     assert_eq!(e, "session 'mcp-1' is not active");
+    client.cancel().await.expect("close");
+}
+
+#[tokio::test]
+async fn the_session_nats_check_uses_the_gateway_nats_url_from_the_command_line() {
+    // The config names no NATS URL anywhere: `loom mcp --nats-url` passes it in options.
+    let server = NatsServer::start().expect("nats-server");
+    let bus: Arc<dyn Bus> = Arc::new(
+        NatsBus::connect(NatsOptions::new(&server.url()))
+            .await
+            .expect("connect"),
+    );
+    let served = serve_with(
+        bus,
+        GatewayOptions::default().with_nats_url(Some(server.url())),
+    )
+    .await;
+    let on_nats = client(&served.url).await;
+    let status = body(&call(&on_nats, "session.status", json!({})).await, false);
+    assert_eq!(status["services"]["nats"]["ok"], true, "{status:?}");
+    on_nats.cancel().await.expect("close");
+
+    let served = serve(Arc::new(MemoryBus::new())).await;
+    let client = client(&served.url).await;
+    let status = body(&call(&client, "session.status", json!({})).await, false);
+    assert_eq!(
+        status["services"]["nats"],
+        json!({"ok": null, "message": "not configured"})
+    );
     client.cancel().await.expect("close");
 }
 
