@@ -529,7 +529,7 @@ impl Violations {
         if self.truncated {
             lines.push("... more violations omitted".to_owned());
         }
-        let items: Vec<String> = lines.iter().map(|l| python_str_repr(l)).collect();
+        let items: Vec<String> = lines.iter().map(|l| crate::python::repr_str(l)).collect();
         format!("{}: [{}]", side.error_prefix(), items.join(", "))
     }
 }
@@ -554,73 +554,9 @@ impl fmt::Display for Violations {
 
 impl std::error::Error for Violations {}
 
-/// Python's `repr(str)`: single quotes unless the text holds `'` and no `"`; backslash,
-/// the quote in use, `\n`, `\r`, `\t` and other non-printable characters escaped.
-fn python_str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if !python_printable(c) => {
-                let n = c as u32;
-                if n <= 0xff {
-                    out.push_str(&format!("\\x{n:02x}"));
-                } else if n <= 0xffff {
-                    out.push_str(&format!("\\u{n:04x}"));
-                } else {
-                    out.push_str(&format!("\\U{n:08x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// Approximates Python's `str.isprintable`: control characters, separators other than
-/// the ASCII space, and common format characters (soft hyphen, zero-width and
-/// bidirectional marks, BOM) are not printable.
-fn python_printable(c: char) -> bool {
-    !(c.is_control()
-        || (c.is_whitespace() && c != ' ')
-        || matches!(
-            c,
-            '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}'
-        ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn python_repr_picks_quotes_like_python() {
-        assert_eq!(
-            python_str_repr("input: expected string"),
-            "'input: expected string'"
-        );
-        assert_eq!(
-            python_str_repr("input: missing required field 'text'"),
-            "\"input: missing required field 'text'\""
-        );
-        assert_eq!(python_str_repr("a'b\"c"), "'a\\'b\"c'");
-        assert_eq!(python_str_repr("x\ny\\"), "'x\\ny\\\\'");
-        assert_eq!(python_str_repr("é\u{1}"), "'é\\x01'");
-    }
 
     #[test]
     fn contract_is_shareable_across_threads() {

@@ -11,6 +11,7 @@
 //! | [`contract`] | payload and output checks against JSON Schema (Draft 2020-12) |
 //! | [`config`] | worker, pipeline, router-rules and gateway YAML, with every error at once |
 //! | [`glob`] | `fnmatch`-style path patterns (resource patterns, `.siloignore` lines) |
+//! | [`python`] | Python's `repr()`/`str()` of JSON values, for texts that must match the original |
 //! | [`workspace`] | file refs that cannot escape their workspace root |
 
 pub mod config;
@@ -18,6 +19,7 @@ pub mod contract;
 pub mod glob;
 pub mod message;
 pub mod name;
+pub mod python;
 pub mod subject;
 pub mod workspace;
 

@@ -43,11 +43,11 @@ impl serde_json::ser::Formatter for PythonFormatter {
     }
 
     fn write_f32<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f32) -> io::Result<()> {
-        w.write_all(python_float_repr(f64::from(value)).as_bytes())
+        w.write_all(crate::python::float_repr(f64::from(value)).as_bytes())
     }
 
     fn write_f64<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f64) -> io::Result<()> {
-        w.write_all(python_float_repr(value).as_bytes())
+        w.write_all(crate::python::float_repr(value).as_bytes())
     }
 
     fn write_string_fragment<W: ?Sized + io::Write>(
@@ -68,74 +68,5 @@ impl serde_json::ser::Formatter for PythonFormatter {
             start = i + c.len_utf8();
         }
         w.write_all(&fragment.as_bytes()[start..])
-    }
-}
-
-/// Python's `repr(float)`: shortest round-trip digits, scientific notation when the decimal
-/// exponent is below -4 or at least 16 (with a signed, two-digit-minimum exponent), and a
-/// trailing `.0` on whole numbers.
-fn python_float_repr(v: f64) -> String {
-    if v == 0.0 {
-        return if v.is_sign_negative() {
-            "-0.0".into()
-        } else {
-            "0.0".into()
-        };
-    }
-    // `{:e}` gives the shortest round-trip digits, e.g. "-1.2345e16" or "1e-5".
-    let sci = format!("{v:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    if !(-4..16).contains(&exp) {
-        let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
-        let exp_sign = if exp < 0 { '-' } else { '+' };
-        return format!("{sign}{first}{frac}e{exp_sign}{:02}", exp.abs());
-    }
-    // `exp` is in -4..16 here, so the conversions cannot fail.
-    let point = usize::try_from(exp + 1).unwrap_or(0);
-    if exp < 0 {
-        let zeros = "0".repeat(usize::try_from(-exp - 1).unwrap_or(0));
-        format!("{sign}0.{zeros}{digits}")
-    } else if digits.len() <= point {
-        format!("{sign}{digits}{}.0", "0".repeat(point - digits.len()))
-    } else {
-        format!("{sign}{}.{}", &digits[..point], &digits[point..])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn python_float_repr_matches_python() {
-        let cases = [
-            (1e-05, "1e-05"),
-            (1e16, "1e+16"),
-            (1.5e300, "1.5e+300"),
-            (0.1, "0.1"),
-            (123.0, "123.0"),
-            (12_345_678_901_234_567.0, "1.2345678901234568e+16"),
-            (1e15, "1000000000000000.0"),
-            (0.0001, "0.0001"),
-            (-2.5, "-2.5"),
-            (-0.0, "-0.0"),
-            (0.0, "0.0"),
-            (1.0, "1.0"),
-            (123.456, "123.456"),
-        ];
-        for (v, want) in cases {
-            assert_eq!(python_float_repr(v), want, "{v}");
-        }
     }
 }
