@@ -69,11 +69,6 @@ impl LocalToolError {
 }
 
 impl LocalTools {
-    /// True when neither kind is configured.
-    pub fn is_empty(&self) -> bool {
-        self.workshop.is_none() && self.sessions.is_none()
-    }
-
     /// Runs the call of a workshop or session tool until it ends or `cancel` fires
     /// (which drops it: child processes are killed, blocking file and database work
     /// finishes on its own).
@@ -102,6 +97,14 @@ impl LocalTools {
             () = cancel.cancelled() => Err(LocalToolError::Cancelled),
             result = work => result,
         }
+    }
+
+    /// Whether [`LocalTools::touch_session`] is due (cheap, no I/O): false without
+    /// session tools or within the refresh interval.
+    pub fn session_touch_due(&self) -> bool {
+        self.sessions
+            .as_ref()
+            .is_some_and(|s| s.sessions().touch_due())
     }
 
     /// Refreshes the active session's `last_active` (throttled), when there are session

@@ -732,8 +732,9 @@ impl McpHandler {
         let span = debug_span!("tool_call", tool = %name, request_id = ?context.id);
         let outcome = async {
             let payload = tool.prepare(request.arguments.unwrap_or_default())?;
-            if !self.shared.local.is_empty() {
-                // Any tool call is use of the current session (throttled file write).
+            if self.shared.local.session_touch_due() {
+                // Any tool call is use of the current session (a file write at most once
+                // a minute; checked here so that other calls spawn nothing).
                 let local = self.shared.local.clone();
                 tokio::spawn(async move { local.touch_session().await });
             }

@@ -464,6 +464,20 @@ impl Sessions {
         })))
     }
 
+    /// Whether [`Sessions::touch_current`] would do anything now: a cheap check (two
+    /// locks, no I/O) so that callers on a hot path spawn the refresh only when due.
+    pub fn touch_due(&self) -> bool {
+        let current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*current {
+            Some((_, at)) => at.elapsed() >= TOUCH_INTERVAL,
+            None => !self
+                .looked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some_and(|at| at.elapsed() < TOUCH_INTERVAL),
+        }
+    }
+
     /// Refreshes `last_active` of the session in use — the one this process started,
     /// else the most recently active one — at most every [`TOUCH_INTERVAL`].
     pub async fn touch_current(&self) {

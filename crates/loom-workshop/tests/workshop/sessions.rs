@@ -387,7 +387,9 @@ async fn using_a_session_refreshes_its_last_active() {
         serde_json::json!({"session_id": "old-one", "last_active": now - 1500.0, "user": "ann"});
     std::fs::write(dir.join("old-one.json"), marker.to_string()).expect("write");
     let sessions = Sessions::new(repos.options());
+    assert!(sessions.touch_due(), "nothing refreshed yet");
     within("status", sessions.status()).await.expect("status");
+    assert!(!sessions.touch_due(), "refreshed at most once a minute");
     let text = std::fs::read_to_string(dir.join("old-one.json")).expect("read");
     let marker: Value = serde_json::from_str(&text).expect("json");
     assert!(
